@@ -1,0 +1,179 @@
+"""Load the parts of a Stable Diffusion model: the course's toy model, a local folder, or a hub id.
+
+    m = load_models("toy")                                          # offline, ships with the course
+    m = load_models("stable-diffusion-v1-5/stable-diffusion-v1-5")  # needs the hub once (e.g. on Colab)
+
+Every model is a diffusers StableDiffusionPipeline folder (model_index.json, tokenizer/,
+text_encoder/, vae/, unet/, scheduler/); the parts are loaded one by one, frozen and in eval mode,
+with DDIM as the scheduler. `SD15_CONFIGS` and `random_sd15` give SD 1.5's real architecture
+(randomly initialised, no download) for tests and for looking at its shapes.
+"""
+from __future__ import annotations
+import os
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+import torch
+
+__all__ = ["Models", "load_models", "ModelNotAvailableError", "SD15_CONFIGS", "random_sd15"]
+
+HUB_PATTERNS = ["model_index.json", "*/*.json", "*/*.txt", "*/diffusion_pytorch_model.safetensors",
+                "*/model.safetensors"]
+SD_FOLDER = "model_index.json, tokenizer/, text_encoder/, vae/, unet/ and scheduler/"
+CHOICES = ('"toy" (the course\'s offline model), a local diffusers Stable Diffusion folder, '
+           'or a Hugging Face hub id like "stable-diffusion-v1-5/stable-diffusion-v1-5"')
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+SD15_CONFIGS: dict[str, dict[str, Any]] = {
+    "unet": dict(sample_size=64, in_channels=4, out_channels=4,
+                 down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+                 up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+                 block_out_channels=(320, 640, 1280, 1280), layers_per_block=2, cross_attention_dim=768,
+                 attention_head_dim=8, norm_num_groups=32, flip_sin_to_cos=True, freq_shift=0, act_fn="silu",
+                 downsample_padding=1, mid_block_scale_factor=1, norm_eps=1e-5),
+    "vae": dict(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+                up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(128, 256, 512, 512),
+                layers_per_block=2, latent_channels=4, sample_size=512, norm_num_groups=32,
+                scaling_factor=0.18215, act_fn="silu"),
+    "text_encoder": dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                         num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu",
+                         projection_dim=768),
+    "scheduler": dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
+                      beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False, steps_offset=1),
+}
+
+
+class ModelNotAvailableError(OSError):
+    "A hub model that is neither in the local cache nor downloadable (offline or no network)."
+
+
+@dataclass
+class Models:
+    "The five parts of a Stable Diffusion model, and where they live."
+    tokenizer: Any
+    text_encoder: Any
+    vae: Any
+    unet: Any
+    scheduler: Any
+    device: torch.device
+    dtype: torch.dtype
+    name: str
+
+    def to(self, device=None, dtype=None) -> "Models":
+        "Move the text encoder, VAE and UNet to `device` and/or `dtype` (in place); return self."
+        self.device = torch.device(device) if device is not None else self.device
+        self.dtype = dtype or self.dtype
+        for m in (self.text_encoder, self.vae, self.unet): m.to(device=self.device, dtype=self.dtype)
+        return self
+
+
+def default_device() -> torch.device:
+    "CUDA when there is a GPU, else the CPU."
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def hub_offline() -> bool:
+    "Whether the hub is switched off (huggingface_hub's constant or the HF_HUB_OFFLINE variable)."
+    from huggingface_hub import constants
+    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in (
+        "1", "true", "yes", "on")
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    "The exceptions that mean the hub could not be reached (huggingface_hub's and its HTTP client's)."
+    import importlib
+    from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
+    errs = [LocalEntryNotFoundError, OfflineModeIsEnabled, ConnectionError, TimeoutError]
+    for client in ("httpx2", "httpx"):  # huggingface_hub 2.x uses httpx2, 1.x httpx
+        try: errs.append(importlib.import_module(client).TransportError)
+        except (ImportError, AttributeError): pass
+    return tuple(errs)
+
+
+def _not_available(repo_id: str, err: BaseException) -> ModelNotAvailableError:
+    "The error for a hub model we cannot get, with how to get it."
+    return ModelNotAvailableError(
+        f"{repo_id!r} is not in the local Hugging Face cache and the hub cannot be reached "
+        f"(HF_HUB_OFFLINE=1 or no network). Run load_models({repo_id!r}) once with network access "
+        f"(e.g. on Colab) to download it, or use load_models(\"toy\"), the course's offline model. "
+        f"[{type(err).__name__}: {err}]")
+
+
+def resolve(name_or_path: str, cache_dir=None) -> Path:
+    "The local diffusers folder for 'toy', a folder, or a hub id (from the cache, or downloaded)."
+    if name_or_path == "toy": return _toy_folder()
+    path = Path(name_or_path).expanduser()
+    if path.is_dir(): return _check_folder(path)
+    if not _HUB_ID.match(str(name_or_path)):
+        raise ValueError(f"{name_or_path!r} is neither an existing folder nor a hub id shaped like "
+                         f"'owner/name'. Choose {CHOICES}.")
+    return _check_folder(_snapshot(str(name_or_path), cache_dir))
+
+
+def _toy_folder() -> Path:
+    "The toy model's folder, or a FileNotFoundError saying how to rebuild it."
+    from .toymodel import TOY_PATH
+    if not (TOY_PATH / "model_index.json").is_file():
+        raise FileNotFoundError(f"The toy model's weights are missing ({TOY_PATH}). "
+                                "Rebuild them with `python scripts/train_toy_sd.py`.")
+    return TOY_PATH
+
+
+def _check_folder(path: Path) -> Path:
+    "`path` if it looks like a diffusers SD folder, else a FileNotFoundError saying what it must hold."
+    missing = [p for p in ("model_index.json", "unet") if not (path / p).exists()]
+    if missing:
+        raise FileNotFoundError(f"{path} is not a diffusers Stable Diffusion folder: it lacks "
+                                f"{' and '.join(missing)}. Such a folder must contain {SD_FOLDER}.")
+    return path
+
+
+def _snapshot(repo_id: str, cache_dir=None) -> Path:
+    "The cached (or freshly downloaded) snapshot folder of hub model `repo_id`."
+    from huggingface_hub import snapshot_download
+    try:
+        return Path(snapshot_download(repo_id, cache_dir=cache_dir, local_files_only=hub_offline(),
+                                      allow_patterns=HUB_PATTERNS))
+    except _network_errors() as e:
+        raise _not_available(repo_id, e) from e
+
+
+def load_models(name_or_path: str = "toy", device=None, dtype=None, *, cache_dir=None) -> Models:
+    "Load tokenizer, text encoder, VAE, UNet and DDIM scheduler of a Stable Diffusion model, frozen."
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+    path = resolve(name_or_path, cache_dir)
+    device = torch.device(device) if device is not None else default_device()
+    if dtype is None:
+        dtype = torch.float16 if device.type == "cuda" and name_or_path != "toy" else torch.float32
+    p = str(path)
+    tokenizer = CLIPTokenizer.from_pretrained(p, subfolder="tokenizer")
+    text_encoder = CLIPTextModel.from_pretrained(p, subfolder="text_encoder", dtype=dtype)
+    vae = AutoencoderKL.from_pretrained(p, subfolder="vae", dtype=dtype)
+    unet = UNet2DConditionModel.from_pretrained(p, subfolder="unet", dtype=dtype)
+    scheduler = DDIMScheduler.from_pretrained(p, subfolder="scheduler")
+    for m in (text_encoder, vae, unet): m.eval().requires_grad_(False)
+    name = "toy" if name_or_path == "toy" else str(name_or_path)
+    return Models(tokenizer, text_encoder, vae, unet, scheduler, device, dtype, name).to(device, dtype)
+
+
+def random_sd15(dtype: torch.dtype = torch.float32):
+    "SD 1.5's UNet, VAE and CLIP text encoder with random weights: the real architecture, no download."
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+    with _default_dtype(dtype):  # built directly in `dtype`: no float32 copy of the 860M-parameter UNet
+        unet = UNet2DConditionModel(**SD15_CONFIGS["unet"])
+        vae = AutoencoderKL(**SD15_CONFIGS["vae"])
+        text_encoder = CLIPTextModel(CLIPTextConfig(**SD15_CONFIGS["text_encoder"]))
+    return unet.to(dtype).eval(), vae.to(dtype).eval(), text_encoder.to(dtype).eval()
+
+
+@contextmanager
+def _default_dtype(dtype: torch.dtype):
+    "Temporarily make `dtype` torch's default floating dtype."
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try: yield
+    finally: torch.set_default_dtype(old)

@@ -1,0 +1,73 @@
+"""The course's tiny Stable Diffusion: its architecture, and how it is written as a diffusers folder.
+
+Same parts as SD 1.x, scaled down for 64x64 ToyWorld images:
+- VAE (AutoencoderKL): 64x64x3 <-> 16x16x4 latents (2 down-samplings: factor 4).
+- UNet2DConditionModel on 16x16x4 latents, cross-attention at 16, 8 and 4 (= latent/4, where
+  LEDITS++ reads its attention maps).
+- CLIPTextModel (3 layers, width 128) with a CLIP BPE tokenizer over ToyWorld's words.
+- The SD noise schedule (scaled-linear betas 0.00085..0.012 over 1000 steps), DDIM sampling.
+"""
+from __future__ import annotations
+from pathlib import Path
+import torch
+
+__all__ = ["TOY_PATH", "WORDS", "VAE", "UNET", "SCHEDULER", "new_vae", "new_unet", "new_text_encoder",
+           "write_tokenizer", "save_pipeline"]
+
+TOY_PATH = Path(__file__).parent / "weights" / "toy-sd"
+
+VAE = dict(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 3,
+           up_block_types=("UpDecoderBlock2D",) * 3, block_out_channels=(16, 32, 64), layers_per_block=1,
+           latent_channels=4, norm_num_groups=8, sample_size=64)
+UNET = dict(sample_size=16, in_channels=4, out_channels=4, down_block_types=("CrossAttnDownBlock2D",) * 3,
+            up_block_types=("CrossAttnUpBlock2D",) * 3, block_out_channels=(32, 64, 128), layers_per_block=1,
+            cross_attention_dim=128, attention_head_dim=4, norm_num_groups=16)
+TEXT = dict(hidden_size=128, intermediate_size=512, num_hidden_layers=3, num_attention_heads=4,
+            max_position_embeddings=32, projection_dim=128)
+SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                 clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type="epsilon")
+
+
+def _words() -> list[str]:
+    from .toyworld import COLORS, SHAPES, TEXTURES, BACKGROUNDS
+    return sorted(set(list(COLORS) + list(SHAPES) + list(TEXTURES) + list(BACKGROUNDS) +
+                      "a thing with hat sunglasses on the left right background , none".split()))
+
+
+WORDS = _words()
+
+
+def new_vae(scaling_factor: float = 1.0):
+    from diffusers import AutoencoderKL
+    return AutoencoderKL(**VAE, scaling_factor=scaling_factor)
+
+
+def new_unet():
+    from diffusers import UNet2DConditionModel
+    return UNet2DConditionModel(**UNET)
+
+
+def new_text_encoder(vocab_size: int, bos: int | None = None, eos: int | None = None):
+    from transformers import CLIPTextConfig, CLIPTextModel
+    bos = vocab_size - 2 if bos is None else bos
+    eos = vocab_size - 1 if eos is None else eos
+    return CLIPTextModel(CLIPTextConfig(vocab_size=vocab_size, bos_token_id=bos, eos_token_id=eos,
+                                        pad_token_id=eos, **TEXT))
+
+
+def write_tokenizer(path):
+    "Write the toy CLIP tokenizer (ToyWorld's words as single tokens) and load it."
+    from transformers import CLIPTokenizer
+    from .tokenizer import write_clip_tokenizer
+    write_clip_tokenizer(WORDS, path, model_max_length=TEXT["max_position_embeddings"])
+    return CLIPTokenizer.from_pretrained(str(path))
+
+
+def save_pipeline(path, *, vae, unet, text_encoder, tokenizer):
+    "Save the parts as a standard StableDiffusionPipeline folder (safetensors, DDIM scheduler)."
+    from diffusers import StableDiffusionPipeline, DDIMScheduler
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                                   scheduler=DDIMScheduler(**SCHEDULER), safety_checker=None,
+                                   feature_extractor=None, requires_safety_checker=False)
+    pipe.save_pretrained(str(path), safe_serialization=True)
+    return Path(path)

@@ -1,0 +1,298 @@
+"""Training the course's offline model on ToyWorld: the VAE, then the UNet with its text encoder.
+
+Everything is generated from seeds (no data set on disk) and trained with fastai's `Learner`:
+a callback turns a batch of scene seeds into the model's inputs, another keeps an EMA copy of
+the weights, a third writes a safetensors checkpoint after every epoch so that a killed run
+resumes where it stopped (`fit_one_cycle(..., start_epoch=k)` keeps the LR schedule in step).
+
+- VAE (`AutoencoderKL`): reconstruction loss |x - D(E(x))| + MSE, plus a tiny KL term.
+- Text-to-image (`UNet2DConditionModel` + `CLIPTextModel`, trained together from scratch):
+  the DDPM objective  L = || eps - eps_theta(sqrt(abar_t) z_0 + sqrt(1 - abar_t) eps, t, c) ||^2
+  with c the text embedding of a caption; 10 % of captions are empty (for classifier-free
+  guidance) and 20 % describe only part of the scene (one object or the background: the short
+  concept prompts LEDITS++ uses).
+"""
+from __future__ import annotations
+import copy, json, math, time
+from pathlib import Path
+import numpy as np
+import torch
+from torch import nn
+import torch.nn.functional as F
+from safetensors.torch import save_file, load_file
+
+from .toyworld import random_scene, render, object_phrase, SLOTS
+from . import toymodel
+
+__all__ = ["images_of", "training_caption", "VAELoss", "TextToEps", "train_vae", "train_unet",
+           "ema_update", "save_checkpoint", "load_checkpoint", "train_judge", "judge_accuracy", "augment"]
+
+# Seeds at or above this value are never used for training: held-out scenes for evaluation.
+HELD_OUT = 10_000_000
+
+
+def images_of(seeds) -> torch.Tensor:
+    "Render the scenes of `seeds` as a Bx3x64x64 float tensor in [-1, 1]."
+    arr = np.stack([render(random_scene(int(s))).array for s in seeds])
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+def training_caption(scene, rng: np.random.Generator) -> str:
+    "The caption trained with: 70 % the full caption, 20 % part of it, 10 % empty."
+    u = rng.random()
+    if u < 0.1: return ""
+    if u >= 0.3: return scene.caption
+    clauses = [f"{scene.background} background"]
+    for slot in SLOTS:
+        o = getattr(scene, slot)
+        keep = {k: getattr(o, k) for k in ("color", "texture", "shape", "accessory") if rng.random() < 0.5}
+        if keep: clauses.append(object_phrase(slot=slot, **keep))
+    rng.shuffle(clauses)
+    return ", ".join(clauses[:int(rng.integers(1, 3))])  # one or two clauses: never a full caption
+
+
+# ------------------------------------------------------------------ checkpoints (safetensors)
+def save_checkpoint(path, modules: dict, opt: torch.optim.Optimizer | None, meta: dict):
+    "Write module and optimizer states to one safetensors file; `meta` (JSON) rides in its header."
+    t = {f"{n}.{k}": v.detach().contiguous() for n, m in modules.items() for k, v in m.state_dict().items()}
+    groups = None
+    if opt is not None:
+        sd = opt.state_dict()
+        for i, st in sd["state"].items():
+            for k, v in st.items(): t[f"opt.{i}.{k}"] = torch.as_tensor(v).contiguous()
+        groups = sd["param_groups"]
+    tmp = Path(str(path) + ".tmp")
+    save_file(t, str(tmp), metadata={"meta": json.dumps(meta), "param_groups": json.dumps(groups)})
+    tmp.replace(path)
+
+
+def load_checkpoint(path, modules: dict, opt: torch.optim.Optimizer | None = None) -> dict:
+    "Load what `save_checkpoint` wrote into `modules` (and `opt`); returns the meta dict."
+    from safetensors import safe_open
+    with safe_open(str(path), "pt") as f: header = f.metadata()
+    t = load_file(str(path))
+    for n, m in modules.items():
+        m.load_state_dict({k[len(n) + 1:]: v for k, v in t.items() if k.startswith(n + ".")})
+    if opt is not None and header.get("param_groups") not in (None, "null"):
+        state = {}
+        for k, v in t.items():
+            if k.startswith("opt."):
+                _, i, name = k.split(".", 2)
+                state.setdefault(int(i), {})[name] = v
+        opt.load_state_dict({"state": state, "param_groups": json.loads(header["param_groups"])})
+    return json.loads(header["meta"])
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float):
+    "ema <- decay * ema + (1 - decay) * model, parameter by parameter."
+    for e, p in zip(ema.parameters(), model.parameters()): e.lerp_(p.detach(), 1 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()): e.copy_(b)  # e.g. BatchNorm statistics
+
+
+# ------------------------------------------------------------------ fastai plumbing
+def _fastai():
+    from fastai.learner import Learner
+    from fastai.callback.core import Callback
+    from fastai.data.core import DataLoaders
+    from fastai.optimizer import OptimWrapper
+    import fastai.callback.schedule  # noqa: F401  (adds Learner.fit_one_cycle)
+    return Learner, Callback, DataLoaders, OptimWrapper
+
+
+def _learner(model, loss_func, batch_cb, n_iter, bs, lr, wd, ckpt_dir, ema_decay, tag):
+    "A fastai Learner over seed batches, with EMA and per-epoch safetensors checkpoints."
+    Learner, Callback, DataLoaders, OptimWrapper = _fastai()
+    from functools import partial
+    from torch.utils.data import DataLoader, TensorDataset
+
+    ema = copy.deepcopy(model).requires_grad_(False)
+    ckpt = Path(ckpt_dir) / f"{tag}.safetensors"
+
+    class EMA(Callback):
+        order = 60
+        def after_step(self):
+            n = self.epoch * self.n_iter + self.iter
+            ema_update(ema, self.learn.model, min(ema_decay, (1 + n) / (10 + n)))
+
+    class Checkpoint(Callback):
+        order = 70
+        def after_epoch(self):
+            save_checkpoint(ckpt, {"model": self.learn.model, "ema": ema}, self.learn.opt.opt,
+                            {"epoch": self.epoch + 1, "n_epoch": self.n_epoch, "tag": tag,
+                             "time": time.time(), "loss": float(self.learn.recorder.losses[-1])})
+
+    # a "batch" is a vector of scene indices; `batch_cb` turns it into model inputs.
+    train = DataLoader(TensorDataset(torch.arange(n_iter * bs)), batch_size=bs)
+    valid = DataLoader(TensorDataset(torch.arange(HELD_OUT, HELD_OUT + 2 * bs)), batch_size=bs)
+    learn = Learner(DataLoaders(train, valid), model, loss_func=loss_func, lr=lr, wd=wd,
+                    opt_func=partial(OptimWrapper, opt=torch.optim.AdamW), cbs=[batch_cb, EMA(), Checkpoint()])
+    return learn, ema, ckpt
+
+
+def _fit(learn, ema, ckpt, epochs, lr):
+    "fit_one_cycle, resuming from `ckpt` if it exists."
+    start = 0
+    learn.create_opt()
+    if ckpt.exists():
+        meta = load_checkpoint(ckpt, {"model": learn.model, "ema": ema}, learn.opt.opt)
+        start = meta["epoch"]
+        print(f"resuming {ckpt.name} at epoch {start}/{epochs}")
+    if start < epochs:
+        learn.fit_one_cycle(epochs, lr, start_epoch=start, pct_start=0.1)
+    return ema
+
+
+# ------------------------------------------------------------------ stage 1: the VAE
+class VAELoss(nn.Module):
+    "L1 + MSE reconstruction, plus `kl` x the KL divergence of the posterior from N(0, I)."
+    def __init__(self, kl=1e-6): super().__init__(); self.kl = kl
+    def forward(self, out, target):
+        rec, post = out
+        return F.l1_loss(rec, target) + F.mse_loss(rec, target) + self.kl * post.kl().mean()
+
+
+class _VAEForward(nn.Module):
+    def __init__(self, vae): super().__init__(); self.vae = vae
+    def forward(self, x):
+        post = self.vae.encode(x).latent_dist
+        return self.vae.decode(post.sample()).sample, post
+
+
+def train_vae(ckpt_dir, *, epochs=10, iters=250, bs=16, lr=2e-3, seed=0):
+    "Train the VAE on rendered scenes; returns the EMA VAE. Resumes from `ckpt_dir/vae.safetensors`."
+    _, Callback, _, _ = _fastai()
+    torch.manual_seed(seed)
+    vae = toymodel.new_vae()
+
+    class Render(Callback):
+        order = -10
+        def before_batch(self):
+            idx = self.xb[0]
+            seeds = idx + (0 if not self.training else 1_000_000 * (seed + 1) + self.epoch * len(idx) * self.n_iter)
+            x = images_of(seeds.tolist())
+            self.learn.xb, self.learn.yb = (x,), (x,)
+
+    learn, ema, ckpt = _learner(_VAEForward(vae), VAELoss(), Render(), iters, bs, lr, 0.0, ckpt_dir, 0.999, "vae")
+    return _fit(learn, ema, ckpt, epochs, lr).vae
+
+
+# ------------------------------------------------------------------ stage 2: UNet + text encoder
+class TextToEps(nn.Module):
+    "eps_theta(x_t, t, c): the UNet conditioned on the text encoder's last hidden state."
+    def __init__(self, unet, text_encoder): super().__init__(); self.unet, self.text_encoder = unet, text_encoder
+    def forward(self, x, t, ids): return self.unet(x, t, self.text_encoder(ids)[0]).sample
+
+
+@torch.no_grad()
+def encode_pool(vae, seeds, bs=64) -> torch.Tensor:
+    "Posterior mean and std (Bx8x16x16) of the VAE for the scenes of `seeds`, computed once."
+    out = []
+    for i in range(0, len(seeds), bs):
+        p = vae.encode(images_of(seeds[i:i + bs])).latent_dist
+        out.append(torch.cat([p.mean, p.std], 1))
+    return torch.cat(out)
+
+
+def train_unet(ckpt_dir, vae, tokenizer, *, epochs=30, iters=250, bs=32, lr=1e-3, pool=20_000, seed=0):
+    """Train UNet + text encoder on latents of `pool` scenes with fresh captions every time.
+
+    Returns (unet, text_encoder) with EMA weights. Resumes from `ckpt_dir/unet.safetensors`."""
+    _, Callback, _, _ = _fastai()
+    from diffusers import DDIMScheduler
+    torch.manual_seed(seed)
+    unet, te = toymodel.new_unet(), toymodel.new_text_encoder(len(tokenizer))
+    sched = DDIMScheduler(**toymodel.SCHEDULER)  # only its add_noise (the training noise schedule) is used
+    sf = vae.config.scaling_factor
+    pool_file = Path(ckpt_dir) / "pool.safetensors"
+    if pool_file.exists(): z = load_file(str(pool_file))["z"]
+    else:
+        t0 = time.time(); z = encode_pool(vae, list(range(pool))); save_file({"z": z.contiguous()}, str(pool_file))
+        print(f"encoded {pool} scenes in {time.time() - t0:.0f}s")
+    held = encode_pool(vae, list(range(HELD_OUT, HELD_OUT + 2 * bs)))
+    tok = lambda caps: tokenizer(caps, padding="max_length", max_length=tokenizer.model_max_length,
+                                 truncation=True, return_tensors="pt").input_ids
+
+    class Noise(Callback):
+        order = -10
+        def before_batch(self):
+            idx = self.xb[0]
+            g = torch.Generator().manual_seed(int(1e6 * seed + 1e3 * self.epoch + self.iter) if self.training else 0)
+            rng = np.random.default_rng(g.initial_seed())
+            if self.training:
+                j = torch.randint(0, pool, (len(idx),), generator=g)
+                stats, seeds = z[j], j.tolist()
+            else:
+                stats, seeds = held[idx - HELD_OUT], idx.tolist()
+            mean, std = stats.chunk(2, 1)
+            z0 = (mean + std * torch.randn(mean.shape, generator=g)) * sf
+            eps = torch.randn(z0.shape, generator=g)
+            t = torch.randint(0, sched.config.num_train_timesteps, (len(idx),), generator=g)
+            caps = [training_caption(random_scene(int(s)), rng) for s in seeds]
+            self.learn.xb = (sched.add_noise(z0, eps, t), t, tok(caps))  # x_t = sqrt(abar) z0 + sqrt(1-abar) eps
+            self.learn.yb = (eps,)
+
+    learn, ema, ckpt = _learner(TextToEps(unet, te), nn.MSELoss(), Noise(), iters, bs, lr, 0.01, ckpt_dir, 0.999, "unet")
+    ema = _fit(learn, ema, ckpt, epochs, lr)
+    return ema.unet, ema.text_encoder
+
+
+# ------------------------------------------------------------------ the judge
+def labels_of(seeds) -> torch.Tensor:
+    "B x n_attributes tensor of value indices (order of `ATTRIBUTES`)."
+    from .toyworld import ATTRIBUTES
+    return torch.tensor([[ATTRIBUTES[k].index(v) for k, v in random_scene(int(s)).attributes().items()]
+                         for s in seeds])
+
+
+def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    "Blur, colour jitter and noise, per image, so the judge also reads imperfect generated images."
+    b = len(x)
+    u = lambda *shape: torch.rand(*shape, generator=g)
+    blur = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, 1)
+    a = u(b, 1, 1, 1) * (u(b, 1, 1, 1) < 0.5)
+    x = x * (1 - a) + blur * a
+    x = x * (1 + 0.16 * (u(b, 1, 1, 1) - 0.5)) + 0.16 * (u(b, 3, 1, 1) - 0.5)
+    return (x + 0.1 * u(b, 1, 1, 1) * torch.randn(x.shape, generator=g)).clamp(-1.2, 1.2)
+
+
+class _JudgeLoss(nn.Module):
+    "Sum over attributes of the cross-entropy of that attribute's head."
+    def forward(self, logits, y): return sum(F.cross_entropy(l, y[:, i]) for i, l in enumerate(logits.values()))
+
+
+def train_judge(ckpt_dir, *, epochs=6, iters=150, bs=64, lr=3e-3, pool=8_000, seed=0):
+    "Train the judge on a pool of renders with augmentation; returns the `Judge`."
+    _, Callback, _, _ = _fastai()
+    from .toyworld.judge import JudgeNet, Judge
+    torch.manual_seed(seed)
+    t0 = time.time()
+    seeds = list(range(2_000_000, 2_000_000 + pool))
+    imgs, labels = images_of(seeds), labels_of(seeds)
+    held_x, held_y = images_of(range(HELD_OUT, HELD_OUT + 2 * bs)), labels_of(range(HELD_OUT, HELD_OUT + 2 * bs))
+    print(f"rendered {pool} scenes in {time.time() - t0:.0f}s")
+
+    class Batch(Callback):
+        order = -10
+        def before_batch(self):
+            idx = self.xb[0]
+            if self.training:
+                g = torch.Generator().manual_seed(int(1e6 * seed + 1e3 * self.epoch + self.iter))
+                j = torch.randint(0, pool, (len(idx),), generator=g)
+                self.learn.xb, self.learn.yb = (augment(imgs[j], g),), (labels[j],)
+            else:
+                self.learn.xb, self.learn.yb = (held_x[idx - HELD_OUT],), (held_y[idx - HELD_OUT],)
+
+    learn, _, ckpt = _learner(JudgeNet(), _JudgeLoss(), Batch(), iters, bs, lr, 0.01, ckpt_dir, 0.99, "judge")
+    _fit(learn, copy.deepcopy(learn.model), ckpt, epochs, lr)
+    return Judge(learn.model)
+
+
+@torch.no_grad()
+def judge_accuracy(judge, seeds, *, augmented=False) -> dict:
+    "Per-attribute accuracy of `judge` on the renders of `seeds` (optionally augmented)."
+    from .toyworld import ATTRIBUTES
+    x, y = images_of(seeds), labels_of(seeds)
+    if augmented: x = augment(x, torch.Generator().manual_seed(1))
+    logits = judge.net.eval()(x)
+    return {k: (l.argmax(-1) == y[:, i]).float().mean().item() for i, (k, l) in enumerate(logits.items())}
