@@ -65,8 +65,21 @@ class Models:
         "Move the text encoder, VAE and UNet to `device` and/or `dtype` (in place); return self."
         self.device = torch.device(device) if device is not None else self.device
         self.dtype = dtype or self.dtype
-        for m in (self.text_encoder, self.vae, self.unet): m.to(device=self.device, dtype=self.dtype)
+        for m in (self.text_encoder, self.vae, self.unet):
+            m.to(self.device)
+            if m.dtype != self.dtype:
+                with _quiet_diffusers(): m.to(self.dtype)  # diffusers 0.42 warns on every dtype cast
         return self
+
+
+@contextmanager
+def _quiet_diffusers():
+    "Silence diffusers' warnings (its `to(dtype)` warns about 'modules kept in float32' even when there are none)."
+    from diffusers.utils import logging as dlogging
+    old = dlogging.get_verbosity()
+    dlogging.set_verbosity_error()
+    try: yield
+    finally: dlogging.set_verbosity(old)
 
 
 def default_device() -> torch.device:
@@ -92,13 +105,12 @@ def _network_errors() -> tuple[type[BaseException], ...]:
     return tuple(errs)
 
 
-def _not_available(repo_id: str, err: BaseException) -> ModelNotAvailableError:
+def _not_available(repo_id: str) -> ModelNotAvailableError:
     "The error for a hub model we cannot get, with how to get it."
     return ModelNotAvailableError(
         f"{repo_id!r} is not in the local Hugging Face cache and the hub cannot be reached "
         f"(HF_HUB_OFFLINE=1 or no network). Run load_models({repo_id!r}) once with network access "
-        f"(e.g. on Colab) to download it, or use load_models(\"toy\"), the course's offline model. "
-        f"[{type(err).__name__}: {err}]")
+        f"(e.g. on Colab) to download it, or use load_models(\"toy\"), the course's offline model.")
 
 
 def resolve(name_or_path: str, cache_dir=None) -> Path:
@@ -137,14 +149,14 @@ def _snapshot(repo_id: str, cache_dir=None) -> Path:
         return Path(snapshot_download(repo_id, cache_dir=cache_dir, local_files_only=hub_offline(),
                                       allow_patterns=HUB_PATTERNS))
     except _network_errors() as e:
-        raise _not_available(repo_id, e) from e
+        raise _not_available(repo_id) from e
 
 
 def load_models(name_or_path: str = "toy", device=None, dtype=None, *, cache_dir=None) -> Models:
     "Load tokenizer, text encoder, VAE, UNet and DDIM scheduler of a Stable Diffusion model, frozen."
+    path = resolve(name_or_path, cache_dir)  # first: a missing model fails fast, before the heavy imports
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
-    path = resolve(name_or_path, cache_dir)
     device = torch.device(device) if device is not None else default_device()
     if dtype is None:
         dtype = torch.float16 if device.type == "cuda" and name_or_path != "toy" else torch.float32
@@ -155,8 +167,7 @@ def load_models(name_or_path: str = "toy", device=None, dtype=None, *, cache_dir
     unet = UNet2DConditionModel.from_pretrained(p, subfolder="unet", dtype=dtype)
     scheduler = DDIMScheduler.from_pretrained(p, subfolder="scheduler")
     for m in (text_encoder, vae, unet): m.eval().requires_grad_(False)
-    name = "toy" if name_or_path == "toy" else str(name_or_path)
-    return Models(tokenizer, text_encoder, vae, unet, scheduler, device, dtype, name).to(device, dtype)
+    return Models(tokenizer, text_encoder, vae, unet, scheduler, device, dtype, str(name_or_path)).to()
 
 
 def random_sd15(dtype: torch.dtype = torch.float32):
@@ -167,7 +178,7 @@ def random_sd15(dtype: torch.dtype = torch.float32):
         unet = UNet2DConditionModel(**SD15_CONFIGS["unet"])
         vae = AutoencoderKL(**SD15_CONFIGS["vae"])
         text_encoder = CLIPTextModel(CLIPTextConfig(**SD15_CONFIGS["text_encoder"]))
-    return unet.to(dtype).eval(), vae.to(dtype).eval(), text_encoder.to(dtype).eval()
+    return unet.eval(), vae.eval(), text_encoder.eval()
 
 
 @contextmanager

@@ -27,7 +27,7 @@ class Render:
     cover: dict
 
     @property
-    def array(self) -> np.ndarray: return np.asarray(self.image)
+    def array(self) -> np.ndarray: return np.array(self.image)  # HxWx3 uint8, a writable copy
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,45 @@
+"""Prompts -> text embeddings, the way Stable Diffusion conditions its UNet.
+
+The tokenizer pads every prompt to `tokenizer.model_max_length` tokens (77 for SD, 32 for the toy
+model); the text encoder's last hidden state (B x L x D) is what cross-attention reads.
+"""
+from __future__ import annotations
+import torch
+
+__all__ = ["as_prompt_list", "tokenize", "encode_prompt", "encode_cfg_prompts"]
+
+
+def as_prompt_list(prompts, what="prompts") -> list[str]:
+    "A str or a list of str -> a non-empty list of str (clear errors otherwise)."
+    if isinstance(prompts, str): prompts = [prompts]
+    prompts = list(prompts)
+    if not prompts: raise ValueError(f"{what} is empty: give at least one prompt (use '' for the empty prompt)")
+    bad = [p for p in prompts if not isinstance(p, str)]
+    if bad: raise TypeError(f"{what} must be strings, got {type(bad[0]).__name__}")
+    return prompts
+
+
+def tokenize(models, prompts) -> torch.Tensor:
+    "B x L token ids, padded/truncated to the tokenizer's `model_max_length`."
+    tok = models.tokenizer
+    return tok(as_prompt_list(prompts), padding="max_length", max_length=tok.model_max_length,
+               truncation=True, return_tensors="pt").input_ids
+
+
+@torch.no_grad()
+def encode_prompt(models, prompts) -> torch.Tensor:
+    "B x L x D text embeddings (the text encoder's last hidden state)."
+    ids = tokenize(models, prompts).to(models.text_encoder.device)
+    return models.text_encoder(ids)[0].to(models.unet.dtype)
+
+
+def encode_cfg_prompts(models, prompts, negative_prompt=None) -> torch.Tensor:
+    """2B x L x D: [unconditional (or negative) ; conditional] embeddings, for one batched UNet call.
+
+    `negative_prompt`: None (the empty prompt), one str for all, or one per prompt."""
+    prompts = as_prompt_list(prompts)
+    neg = [""] * len(prompts) if negative_prompt is None else as_prompt_list(negative_prompt, "negative_prompt")
+    if len(neg) == 1: neg = neg * len(prompts)
+    if len(neg) != len(prompts):
+        raise ValueError(f"got {len(neg)} negative prompts for {len(prompts)} prompts: give one, or one per prompt")
+    return encode_prompt(models, neg + prompts)

@@ -1,0 +1,115 @@
+"""Lesson 1's helpers: guidance rules, prompt encoding, image <-> latents, and the sampling loop,
+checked against diffusers' StableDiffusionPipeline on the same weights."""
+import os
+os.environ["HF_HUB_OFFLINE"] = "1"
+from pathlib import Path
+import pytest
+import torch
+from PIL import Image
+from course_utils import load_models, generate, toymodel
+from course_utils.guidance import cfg, rescaled_guidance, guide
+from course_utils.latents import pil_to_tensor, tensor_to_pil, image_to_latents, latents_to_images
+from course_utils.text import encode_cfg_prompts, tokenize
+from course_utils.toyworld import random_scene, render
+
+PATH = Path(os.environ.get("TOY_SD_PATH", toymodel.TOY_PATH))
+needs_model = pytest.mark.skipif(not (PATH / "model_index.json").exists(), reason=f"no model at {PATH}")
+
+
+def test_cfg_is_the_affine_rule():
+    u, c = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8)
+    assert torch.allclose(cfg(u, c, 1.0), c, atol=1e-6) and torch.equal(cfg(u, c, 0.0), u)
+    assert torch.allclose(cfg(u, c, 7.5), u + 7.5 * (c - u))
+
+
+def test_rescaled_guidance_keeps_the_norm_of_u_per_image():
+    u, c = torch.randn(3, 4, 8, 8), torch.randn(3, 4, 8, 8)
+    u[1] *= 10  # images of different norms must not influence each other
+    for g in (0.15, -0.15, 3.0):
+        e = rescaled_guidance(u, c, g)
+        assert torch.allclose(e.flatten(1).norm(dim=1), u.flatten(1).norm(dim=1), rtol=1e-5)
+        alone = rescaled_guidance(u[:1], c[:1], g)
+        assert torch.allclose(e[:1], alone, atol=1e-6)
+    # +g and -g move to opposite sides of u along (c - u)
+    d = (c - u).flatten(1)
+    assert ((rescaled_guidance(u, c, 0.15) - u).flatten(1) * d).sum(1).gt(0).all()
+    assert ((rescaled_guidance(u, c, -0.15) - u).flatten(1) * d).sum(1).lt(0).all()
+
+
+def test_guide_rejects_unknown_rules():
+    with pytest.raises(ValueError, match="unknown guidance 'magic'"): guide(torch.zeros(1), torch.zeros(1), 1, "magic")
+
+
+def test_pil_tensor_round_trip_and_bad_input():
+    im = render(random_scene(0)).image
+    x = pil_to_tensor(im, size=64)
+    assert x.shape == (1, 3, 64, 64) and -1 <= x.min() and x.max() <= 1
+    assert tensor_to_pil(x)[0].tobytes() == im.tobytes()
+    with pytest.raises(ValueError, match="expected a 64x64 image, got 32x32"): pil_to_tensor(im.resize((32, 32)), size=64)
+    with pytest.raises(ValueError, match="RGB"): pil_to_tensor(im.convert("L"))
+
+
+@pytest.fixture(scope="module")
+def models():
+    return load_models(str(PATH), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def pipe(models):
+    from diffusers import StableDiffusionPipeline
+    return StableDiffusionPipeline(vae=models.vae, text_encoder=models.text_encoder, tokenizer=models.tokenizer,
+                                   unet=models.unet, scheduler=models.scheduler, safety_checker=None,
+                                   feature_extractor=None, requires_safety_checker=False)
+
+
+@needs_model
+def test_prompt_encoding_batches_uncond_then_cond(models):
+    emb = encode_cfg_prompts(models, ["a red circle on the left", "gray background"])
+    assert emb.shape == (4, models.tokenizer.model_max_length, models.text_encoder.config.hidden_size)
+    assert torch.allclose(emb[0], emb[1])  # both unconditional rows are the empty prompt
+    with pytest.raises(ValueError, match="empty"): encode_cfg_prompts(models, [])
+    with pytest.raises(ValueError, match="2 negative prompts for 3 prompts"):
+        encode_cfg_prompts(models, ["a", "b", "c"], negative_prompt=["x", "y"])
+    assert tokenize(models, "red").shape == (1, models.tokenizer.model_max_length)
+
+
+@needs_model
+def test_vae_round_trip_uses_the_scaling_factor(models):
+    im = render(random_scene(10_000_001)).image
+    z = image_to_latents(models, im)
+    assert z.shape == (1, 4, 16, 16)
+    raw = models.vae.encode(pil_to_tensor(im)).latent_dist.mean
+    assert torch.allclose(z, raw * models.vae.config.scaling_factor)
+    assert latents_to_images(models, z).shape == (1, 3, 64, 64)
+
+
+@needs_model
+@pytest.mark.parametrize("prompts,negative,scale", [
+    (["a red plain circle on the left, a blue striped square on the right, gray background"], None, 7.5),
+    (["a green plain triangle with a hat on the left, a yellow plain circle on the right, sky background",
+      "a purple striped square on the left, a red plain triangle with sunglasses on the right, white background"], None, 4.0),
+    (["a blue plain circle on the left, a green plain square on the right, sand background"], "a thing with a hat on the left", 5.0),
+    (["a red plain square on the left, a red plain square on the right, white background"] * 2, ["gray background", "striped"], 3.0),
+])
+def test_generate_reproduces_stable_diffusion_pipeline(models, pipe, prompts, negative, scale):
+    steps = 12
+    neg_ref = [negative] * len(prompts) if isinstance(negative, str) else negative  # the pipeline wants a list
+    ref = pipe(prompts, negative_prompt=neg_ref, guidance_scale=scale, num_inference_steps=steps,
+               generator=torch.Generator().manual_seed(3), output_type="latent").images
+    images, ours = generate(models, prompts, negative_prompt=negative, guidance_scale=scale, num_inference_steps=steps,
+                            seed=3, return_latents=True, progress=False)
+    assert ours.shape == ref.shape == (len(prompts), 4, 16, 16)
+    assert (ours - ref).abs().max().item() <= 1e-4
+    assert len(images) == len(prompts) and all(isinstance(i, Image.Image) and i.size == (64, 64) for i in images)
+
+
+@needs_model
+def test_generate_is_seeded_and_rescaled_rule_runs(models):
+    a = generate(models, "gray background", num_inference_steps=4, seed=1, return_latents=True, progress=False)[1]
+    b = generate(models, "gray background", num_inference_steps=4, seed=1, return_latents=True, progress=False)[1]
+    c = generate(models, "gray background", num_inference_steps=4, seed=2, return_latents=True, progress=False)[1]
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    r = generate(models, "gray background", num_inference_steps=4, guidance="rescaled", guidance_scale=0.5,
+                 return_latents=True, progress=False)[1]
+    assert torch.isfinite(r).all()
+    with pytest.raises(ValueError, match="unknown guidance"): generate(models, "x", guidance="nope")
