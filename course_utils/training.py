@@ -283,8 +283,8 @@ def train_judge(ckpt_dir, *, epochs=6, iters=150, bs=64, lr=3e-3, pool=8_000, se
             else:
                 self.learn.xb, self.learn.yb = (held_x[idx - HELD_OUT],), (held_y[idx - HELD_OUT],)
 
-    learn, _, ckpt = _learner(JudgeNet(), _JudgeLoss(), Batch(), iters, bs, lr, 0.01, ckpt_dir, 0.99, "judge")
-    _fit(learn, copy.deepcopy(learn.model), ckpt, epochs, lr)
+    learn, ema, ckpt = _learner(JudgeNet(), _JudgeLoss(), Batch(), iters, bs, lr, 0.01, ckpt_dir, 0.99, "judge")
+    _fit(learn, ema, ckpt, epochs, lr)
     return Judge(learn.model)
 
 

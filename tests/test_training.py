@@ -1,0 +1,74 @@
+"""The training pieces: tokenizer, captions, safetensors checkpoints that resume, EMA, a real (tiny) fit."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from transformers import CLIPTokenizer
+from course_utils import toymodel, training
+from course_utils.tokenizer import learn_merges, write_clip_tokenizer
+from course_utils.toyworld import random_scene, ATTRIBUTES
+
+
+def test_tokenizer_makes_every_toyworld_word_one_token(tmp_path):
+    tok = toymodel.write_tokenizer(tmp_path / "tok")
+    assert isinstance(tok, CLIPTokenizer)
+    for w in toymodel.WORDS:
+        assert len(tok(w).input_ids) == 3, w  # <bos> word <eos>
+    ids = tok(random_scene(0).caption).input_ids
+    assert ids[0] == tok.bos_token_id and ids[-1] == tok.eos_token_id and tok.unk_token_id not in ids[1:-1]
+    assert len(tok("a zebra").input_ids) > 3  # unknown words still tokenize, into pieces
+    longest = max((random_scene(s).caption for s in range(300)), key=lambda c: len(tok(c).input_ids))
+    assert len(tok(longest).input_ids) <= tok.model_max_length
+
+
+def test_learn_merges_is_bpe():
+    merges = learn_merges(["low", "lower", "lowest"])
+    assert merges[0] == ("l", "o")  # the most frequent pair first
+    tok = CLIPTokenizer.from_pretrained(str(write_clip_tokenizer(["low", "lower", "lowest"], "/tmp/_bpe_test")))
+    assert tok.tokenize("lowest lower") == ["lowest</w>", "lower</w>"]
+
+
+def test_training_captions_mix_full_partial_and_empty():
+    rng = np.random.default_rng(0)
+    s = random_scene(1)
+    caps = [training.training_caption(s, rng) for _ in range(2000)]
+    full, empty = caps.count(s.caption) / 2000, caps.count("") / 2000
+    assert 0.65 < full < 0.75 and 0.07 < empty < 0.13
+    partial = [c for c in caps if c not in (s.caption, "")]
+    clauses = [k for c in partial for k in c.split(", ")]
+    assert all(c.count(",") <= 1 for c in partial)  # one or two clauses: never mistaken for a full caption
+    assert all(k == f"{s.background} background" or k.endswith(("on the left", "on the right")) for k in clauses)
+
+
+def test_checkpoint_round_trip_restores_model_and_optimizer(tmp_path):
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 2))
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-2)
+    for _ in range(3):
+        m(torch.randn(5, 4)).pow(2).mean().backward(); opt.step(); opt.zero_grad()
+    training.save_checkpoint(tmp_path / "c.safetensors", {"model": m}, opt, {"epoch": 3})
+    m2 = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 2))
+    opt2 = torch.optim.AdamW(m2.parameters(), lr=1e-2)
+    assert training.load_checkpoint(tmp_path / "c.safetensors", {"model": m2}, opt2) == {"epoch": 3}
+    for a, b in zip(m.state_dict().values(), m2.state_dict().values()): assert torch.equal(a, b)
+    x = torch.randn(5, 4)
+    for mm, oo in ((m, opt), (m2, opt2)):  # the same next step from both
+        mm(x).pow(2).mean().backward(); oo.step(); oo.zero_grad()
+    for a, b in zip(m.parameters(), m2.parameters()): assert torch.equal(a, b)
+
+
+def test_ema_update_is_a_lerp():
+    a, b = nn.Linear(2, 2), nn.Linear(2, 2)
+    w0 = a.weight.detach().clone()
+    training.ema_update(a, b, 0.9)
+    assert torch.allclose(a.weight, 0.9 * w0 + 0.1 * b.weight)
+
+
+def test_judge_training_really_trains_and_resumes(tmp_path):
+    "Two short epochs of the judge's fastai loop run and checkpoint; a second call resumes (no more steps)."
+    judge = training.train_judge(tmp_path, epochs=2, iters=4, bs=16, pool=64)
+    assert (tmp_path / "judge.safetensors").exists()
+    acc1 = training.judge_accuracy(judge, range(10_000_000, 10_000_064))
+    assert set(acc1) == set(ATTRIBUTES)
+    again = training.train_judge(tmp_path, epochs=2, iters=4, bs=16, pool=64)  # resumes at epoch 2: nothing to do
+    for p, q in zip(judge.net.parameters(), again.net.parameters()): assert torch.equal(p, q)
