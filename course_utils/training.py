@@ -24,11 +24,10 @@ from safetensors.torch import save_file, load_file
 from .toyworld import random_scene, render, object_phrase, SLOTS
 from . import toymodel
 
-__all__ = ["images_of", "training_caption", "VAELoss", "TextToEps", "train_vae", "train_unet",
+__all__ = ["images_of", "training_caption", "VAELoss", "TextToEps", "train_vae", "finetune_decoder", "train_unet",
            "ema_update", "save_checkpoint", "load_checkpoint", "train_judge", "judge_accuracy", "augment"]
 
-# Seeds at or above this value are never used for training: held-out scenes for evaluation.
-HELD_OUT = 10_000_000
+from .metrics import HELD_OUT  # seeds >= HELD_OUT are never trained on: held-out scenes for evaluation
 
 
 def images_of(seeds) -> torch.Tensor:
@@ -107,6 +106,7 @@ def _learner(model, loss_func, batch_cb, n_iter, bs, lr, wd, ckpt_dir, ema_decay
     from torch.utils.data import DataLoader, TensorDataset
 
     ema = copy.deepcopy(model).requires_grad_(False)
+    Path(ckpt_dir).mkdir(parents=True, exist_ok=True)
     ckpt = Path(ckpt_dir) / f"{tag}.safetensors"
 
     class EMA(Callback):
@@ -175,6 +175,39 @@ def train_vae(ckpt_dir, *, epochs=10, iters=250, bs=16, lr=2e-3, seed=0):
 
     learn, ema, ckpt = _learner(_VAEForward(vae), VAELoss(), Render(), iters, bs, lr, 0.0, ckpt_dir, 0.999, "vae")
     return _fit(learn, ema, ckpt, epochs, lr).vae
+
+
+class _Decoder(nn.Module):
+    "The VAE's decoding half alone (post_quant_conv + decoder): latents -> image."
+    def __init__(self, vae): super().__init__(); self.post_quant_conv, self.decoder = vae.post_quant_conv, vae.decoder
+    def forward(self, z): return self.decoder(self.post_quant_conv(z))
+
+
+def finetune_decoder(ckpt_dir, vae, *, epochs=16, iters=250, bs=16, lr=1e-3, seed=0):
+    """Sharpen the decoder on the encoder's posterior means, the encoder frozen (as SD's ft-MSE VAE).
+
+    The latents do not change, so a UNet trained on them stays valid. Returns the VAE with the
+    EMA decoder. Resumes from `ckpt_dir/decoder.safetensors`."""
+    _, Callback, _, _ = _fastai()
+    torch.manual_seed(seed)
+    vae.requires_grad_(False)
+
+    class Encode(Callback):
+        order = -10
+        def before_batch(self):
+            idx = self.xb[0]
+            seeds = idx + (0 if not self.training else 3_000_000 + 1_000_000 * seed + self.epoch * len(idx) * self.n_iter)
+            x = images_of(seeds.tolist())
+            with torch.no_grad(): z = vae.encode(x).latent_dist.mean
+            self.learn.xb, self.learn.yb = (z,), (x,)
+
+    loss = lambda rec, x: F.l1_loss(rec, x) + F.mse_loss(rec, x)
+    dec = _Decoder(copy.deepcopy(vae)).requires_grad_(True)
+    learn, ema, ckpt = _learner(dec, loss, Encode(), iters, bs, lr, 0.0, ckpt_dir, 0.999, "decoder")
+    ema = _fit(learn, ema, ckpt, epochs, lr)
+    vae.post_quant_conv.load_state_dict(ema.post_quant_conv.state_dict())
+    vae.decoder.load_state_dict(ema.decoder.state_dict())
+    return vae
 
 
 # ------------------------------------------------------------------ stage 2: UNet + text encoder

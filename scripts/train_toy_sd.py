@@ -4,6 +4,8 @@
 
 Stages (each resumes from its safetensors checkpoint in --ckpt, and is skipped once done):
 1. VAE on rendered scenes; then scaling_factor = 1 / std of the latents of 2,048 scenes.
+   1b. The decoder alone, sharpened on the encoder's posterior means (the latents, and so
+   stage 2, do not depend on it).
 2. UNet + CLIP text encoder, from scratch, on the latents of `--pool` scenes with fresh
    captions at every step (10 % empty, 20 % partial).
 3. Export the EMA weights with `StableDiffusionPipeline.save_pretrained` (safetensors).
@@ -24,6 +26,7 @@ def main(argv=None):
     ap.add_argument("--ckpt", default="runs/toy-sd", help="checkpoint folder (resume from here)")
     ap.add_argument("--out", default=str(toymodel.TOY_PATH), help="where to write the diffusers folder")
     ap.add_argument("--vae-epochs", type=int, default=8)
+    ap.add_argument("--decoder-epochs", type=int, default=16)
     ap.add_argument("--unet-epochs", type=int, default=24)
     ap.add_argument("--iters", type=int, default=250, help="steps per epoch (a checkpoint per epoch)")
     ap.add_argument("--pool", type=int, default=12_000, help="scenes whose latents the UNet trains on")
@@ -37,6 +40,7 @@ def main(argv=None):
     std = z[:, :4].std().item()  # std of the posterior means, as SD's 0.18215 was measured
     vae.register_to_config(scaling_factor=round(1 / std, 5))
     print(f"VAE done at {time.time() - t0:.0f}s; latent std {std:.4f} -> scaling_factor {1 / std:.5f}")
+    vae = training.finetune_decoder(ckpt, vae, epochs=a.decoder_epochs, iters=a.iters)
     unet, te = training.train_unet(ckpt, vae, tok, epochs=a.unet_epochs, iters=a.iters, pool=a.pool)
     toymodel.save_pipeline(a.out, vae=vae, unet=unet, text_encoder=te, tokenizer=tok)
     print(f"saved {a.out} after {time.time() - t0:.0f}s")
