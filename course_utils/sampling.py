@@ -36,7 +36,8 @@ def denoise(models, latents, emb, *, guidance_scale=7.5, guidance="cfg", timeste
     """Run the sampling loop from `latents` over `timesteps` (default: all the scheduler's).
 
     emb: 2B x L x D ([uncond ; cond]) for guidance, or B x L x D to use the conditional model alone.
-    callback(i, t, latents), if given, is called after every step."""
+    callback(i, t, latents), if given, is called after every step; if it returns a tensor, that
+    tensor replaces the latents (DiffEdit uses this to restore the outside of its mask)."""
     sched, unet = models.scheduler, models.unet
     timesteps = sched.timesteps if timesteps is None else timesteps
     guided = len(emb) == 2 * len(latents)
@@ -48,7 +49,9 @@ def denoise(models, latents, emb, *, guidance_scale=7.5, guidance="cfg", timeste
             u, c = eps.chunk(2)
             eps = guide(u, c, guidance_scale, guidance)
         latents = sched.step(eps, t, latents, eta=0.0, generator=generator).prev_sample
-        if callback is not None: callback(i, t, latents)
+        if callback is not None:
+            out = callback(i, t, latents)
+            if out is not None: latents = out
     return latents
 
 

@@ -1,0 +1,177 @@
+"""DiffEdit (Couairon et al. 2022, arXiv 2210.11427): the model tells where an edit must happen.
+
+§3.1, the mask. Noise the image's latents halfway (strength 0.5), predict the noise conditioned on
+a reference prompt R and on a query prompt Q, for n noise samples, and look where the two
+predictions differ:
+
+    D = mean_i  mean_channels | ε(x_t^i, t, Q) − ε(x_t^i, t, R) |          (h x w)
+    D ← min(D, ratio · mean(D))           remove extremes
+    M = (D − min D) / (max D − min D)     rescale to [0, 1];  binary mask: M > threshold (0.5)
+
+All 2n predictions come from ONE batched UNet call (chunked only to bound memory). With CFG the
+unconditional prediction cancels in the difference (ε_Q − ε_R = s (c_Q − c_R)), and the
+rescaling removes s: the mask does not depend on the guidance scale, so none is computed.
+
+The seed notebook's single-prompt variant contrasts +g and −g of the norm-rescaled rule for one
+prompt (`guidance.rescaled_guidance`): where the prompt matters, the two predictions disagree.
+
+§3.2–3.3, the edit. DDIM-encode the image with the empty prompt up to ratio r, then decode with Q
+and, after every step, put back the *inverted latents of the same timestep* outside the mask.
+(diffusers' pipeline blends with the latents one step noisier than its step's output.)
+Comparisons: the seed's blend with the clean latents, and plain img2img (SDEdit), no mask.
+"""
+from __future__ import annotations
+from dataclasses import dataclass
+import torch
+import torch.nn.functional as F
+
+from .text import as_prompt_list, encode_prompt, encode_cfg_prompts
+from .guidance import rescaled_guidance
+from .inversion import ddim_invert, check_unit_interval, encode_image, sampling_timesteps, DDIMInversion
+from .sampling import denoise
+from .latents import latents_to_pil
+
+__all__ = ["DiffEditMask", "diffedit_mask", "diffedit_mask_single_prompt", "diffedit", "img2img", "BLENDS"]
+
+
+@dataclass
+class DiffEditMask:
+    "soft: h x w in [0, 1]; binary: h x w bool (latent grid). `upsampled(size)` for display/scoring."
+    soft: torch.Tensor
+    binary: torch.Tensor
+    threshold: float
+
+    def upsampled(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        "(soft, binary) at size x size: the soft mask bilinearly resized, then thresholded."
+        soft = F.interpolate(self.soft[None, None], size=(size, size), mode="bilinear", align_corners=False)[0, 0]
+        return soft, soft > self.threshold
+
+
+def _noised(models, image, n, strength, seed, num_inference_steps):
+    "n noised copies of the image's latents at the DDIM timestep `strength` of the way up, and that t."
+    check_unit_interval("strength", strength)
+    if n < 1: raise ValueError(f"n (noise samples) must be >= 1, got {n}")
+    z = encode_image(models, image)
+    t = sampling_timesteps(models, num_inference_steps, strength)[0]
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.randn((n, *z.shape[1:]), generator=g).to(z.device, z.dtype)
+    return models.scheduler.add_noise(z.expand(n, -1, -1, -1), noise, t.expand(n)), t
+
+
+def _unet_batched(models, x, t, emb, chunk):
+    "eps for a batch, in chunks of at most `chunk` rows (None: one call)."
+    chunk = chunk or len(x)
+    return torch.cat([models.unet(x[i:i + chunk], t, encoder_hidden_states=emb[i:i + chunk]).sample
+                      for i in range(0, len(x), chunk)])
+
+
+def _to_mask(diff: torch.Tensor, threshold: float, clip_ratio: float) -> DiffEditMask:
+    "n x C x h x w differences -> the rescaled soft mask and the binary mask."
+    d = diff.abs().float().mean(dim=(0, 1))               # mean over samples and channels: h x w
+    d = d.clamp(max=clip_ratio * d.mean())                # remove extremes
+    soft = (d - d.min()) / (d.max() - d.min()).clamp(min=1e-12)  # rescale to [0, 1]
+    return DiffEditMask(soft.cpu(), (soft > threshold).cpu(), threshold)
+
+
+@torch.no_grad()
+def diffedit_mask(models, image, reference_prompt: str, query_prompt: str, *, n: int = 10, strength: float = 0.5,
+                  threshold: float = 0.5, guidance_scale: float = 7.5, seed: int = 0, num_inference_steps: int = 50,
+                  clip_ratio: float = 3.0, chunk: int | None = None) -> DiffEditMask:
+    """The DiffEdit mask of `image` for the change reference_prompt -> query_prompt.
+
+    image: PIL RGB of the model's size (64x64 toy, 512x512 SD). n noise samples at `strength`
+    in one batched UNet call of 2n rows (`chunk` bounds the rows per call). guidance_scale is
+    accepted for parity with diffusers' generate_mask; it cancels out (see the module doc)."""
+    check_unit_interval("threshold", threshold)
+    ref, query = as_prompt_list(reference_prompt, "reference_prompt"), as_prompt_list(query_prompt, "query_prompt")
+    if len(ref) != 1 or len(query) != 1: raise ValueError("give one reference and one query prompt")
+    x, t = _noised(models, image, n, strength, seed, num_inference_steps)
+    emb = encode_prompt(models, ref + query)
+    emb = torch.cat([emb[:1].expand(n, -1, -1), emb[1:].expand(n, -1, -1)])
+    eps_r, eps_q = _unet_batched(models, torch.cat([x, x]), t, emb, chunk).chunk(2)
+    return _to_mask(eps_q - eps_r, threshold, clip_ratio)
+
+
+@torch.no_grad()
+def diffedit_mask_single_prompt(models, image, prompt: str, *, g: float = 0.15, n: int = 10, strength: float = 0.5,
+                                threshold: float = 0.5, seed: int = 0, num_inference_steps: int = 50,
+                                clip_ratio: float = 3.0, chunk: int | None = None) -> DiffEditMask:
+    """The seed's variant: one prompt, contrasting +g and −g of the norm-rescaled guidance rule.
+
+    Same post-processing as `diffedit_mask` (the seed decodes its differences to pixels and sums
+    them; here they stay on the latent grid)."""
+    check_unit_interval("threshold", threshold)
+    (prompt,) = as_prompt_list(prompt, "prompt")
+    x, t = _noised(models, image, n, strength, seed, num_inference_steps)
+    emb = encode_cfg_prompts(models, [prompt])
+    emb = torch.cat([emb[:1].expand(n, -1, -1), emb[1:].expand(n, -1, -1)])
+    u, c = _unet_batched(models, torch.cat([x, x]), t, emb, chunk).chunk(2)
+    return _to_mask(rescaled_guidance(u, c, g) - rescaled_guidance(u, c, -g), threshold, clip_ratio)
+
+
+def _latent_mask(models, mask, like: torch.Tensor) -> torch.Tensor:
+    "A DiffEditMask / bool or float array, at latent or image size -> 1 x 1 x h x w float (1 = edit)."
+    m = mask.binary if isinstance(mask, DiffEditMask) else mask
+    m = torch.as_tensor(m).float()
+    if m.ndim != 2: raise ValueError(f"mask must be 2-D (h x w), got shape {tuple(m.shape)}")
+    h, w = like.shape[-2:]
+    if tuple(m.shape) != (h, w):
+        m = F.interpolate(m[None, None], size=(h, w), mode="area")[0, 0]  # share of each latent cell
+        m = (m > 0.5).float()
+    return m[None, None].to(like.device, like.dtype)
+
+
+BLENDS = ("inverted", "clean", "none")
+
+
+@torch.no_grad()
+def diffedit(models, image, query_prompt: str, mask, *, ratio: float = 0.8, guidance_scale: float = 7.5,
+             num_inference_steps: int = 50, inversion_prompt: str = "", negative_prompt=None, blend: str = "inverted",
+             inversion: DDIMInversion | None = None, return_latents: bool = False, progress: bool = True):
+    """Edit `image` towards `query_prompt` inside `mask` (DiffEdit §3.2-3.3).
+
+    mask: a DiffEditMask, or a bool/float h x w (latent grid) or H x W (image) array, 1 = edit.
+    blend: 'inverted' (the paper: outside the mask, the DDIM-inverted latents of the same
+    timestep), 'clean' (the seed: the clean latents at every step), 'none' (no mask).
+    Pass `inversion` to reuse a `ddim_invert` result (its N and ratio must match)."""
+    if blend not in BLENDS: raise ValueError(f"unknown blend {blend!r}; choose one of {BLENDS}")
+    (query_prompt,) = as_prompt_list(query_prompt, "query_prompt")
+    ts = sampling_timesteps(models, num_inference_steps, ratio)
+    if inversion is None:
+        inversion = ddim_invert(models, image, prompt=inversion_prompt, num_inference_steps=num_inference_steps,
+                                ratio=ratio, progress=progress)
+    elif inversion.num_inference_steps != num_inference_steps or len(inversion.timesteps) != len(ts):
+        raise ValueError("the inversion was made with other steps: pass the same num_inference_steps and ratio")
+    inv = inversion.latents
+    m = _latent_mask(models, mask, inv[0])
+    sched = models.scheduler
+    sched.set_timesteps(num_inference_steps, device=models.unet.device)  # ddim_invert may have reset it
+
+    def keep_outside(i, t, z):
+        if blend == "none": return None
+        # after the step at ts[i], z lives at the next (less noisy) timestep: inverted latents index K-1-i
+        ref = inv[len(ts) - 1 - i] if blend == "inverted" else inv[0]
+        return m * z + (1 - m) * ref
+
+    emb = encode_cfg_prompts(models, [query_prompt], negative_prompt)
+    z = denoise(models, inv[-1], emb, guidance_scale=guidance_scale, timesteps=ts, progress=progress,
+                callback=keep_outside)
+    image = latents_to_pil(models, z)[0]
+    return (image, z) if return_latents else image
+
+
+@torch.no_grad()
+def img2img(models, image, prompt: str, *, strength: float = 0.8, guidance_scale: float = 7.5,
+            num_inference_steps: int = 50, negative_prompt=None, seed: int = 0, return_latents: bool = False,
+            progress: bool = True):
+    "SDEdit: noise the image's latents to `strength` of the way, then sample with `prompt` (no mask)."
+    (prompt,) = as_prompt_list(prompt, "prompt")
+    z0 = encode_image(models, image)
+    ts = sampling_timesteps(models, num_inference_steps, strength)
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.randn(z0.shape, generator=g).to(z0.device, z0.dtype)
+    z = models.scheduler.add_noise(z0, noise, ts[:1])
+    emb = encode_cfg_prompts(models, [prompt], negative_prompt)
+    z = denoise(models, z, emb, guidance_scale=guidance_scale, timesteps=ts, generator=g, progress=progress)
+    image = latents_to_pil(models, z)[0]
+    return (image, z) if return_latents else image

@@ -1,0 +1,98 @@
+"""DDIM inversion: run the deterministic DDIM sampler backwards, from an image to its noise.
+
+DDIM's update from x_s (less noisy, ᾱ_s) to x_t (noisier, ᾱ_t), with the noise ε predicted at x_s:
+
+    x̂_0 = (x_s − sqrt(1 − ᾱ_s) ε) / sqrt(ᾱ_s)
+    x_t  = sqrt(ᾱ_t) x̂_0 + sqrt(1 − ᾱ_t) ε
+
+Inverting the same timesteps the sampler will use (DiffEdit §3.2, "DDIM encoding") gives, for
+every one of them, a latent that the sampler maps back to (almost) the input image. The first
+inverted step starts from the clean latents at the sampler's final ᾱ (`final_alpha_cumprod`).
+"""
+from __future__ import annotations
+from dataclasses import dataclass
+import torch
+from tqdm.auto import tqdm
+
+from .latents import image_to_latents, pil_to_tensor
+from .text import as_prompt_list, encode_prompt, encode_cfg_prompts
+from .guidance import cfg
+
+__all__ = ["DDIMInversion", "check_image", "check_unit_interval", "encode_image", "sampling_timesteps", "ddim_invert"]
+
+
+@dataclass
+class DDIMInversion:
+    """`latents[k]`: the latents at `timesteps[k - 1]` (k >= 1); `latents[0]` the clean latents.
+
+    latents: (K+1) x B x C x h x w; timesteps: K ascending DDIM timesteps; `num_inference_steps`
+    is the sampler's step count N (K = round(N * ratio))."""
+    latents: torch.Tensor
+    timesteps: torch.Tensor
+    num_inference_steps: int
+    prompt: str
+
+    @property
+    def noisiest(self) -> torch.Tensor: return self.latents[-1]
+
+    def at(self, t) -> torch.Tensor:
+        "The inverted latents at DDIM timestep `t` (0 for the clean latents)."
+        if int(t) == 0: return self.latents[0]
+        k = (self.timesteps == int(t)).nonzero()
+        if not len(k): raise KeyError(f"timestep {int(t)} was not inverted; inverted: {self.timesteps.tolist()}")
+        return self.latents[int(k[0]) + 1]
+
+
+def check_unit_interval(name, value, *, closed_right=False):
+    "Raise ValueError unless 0 < value < 1 (or <= 1 with `closed_right`)."
+    ok = 0 < value <= 1 if closed_right else 0 < value < 1
+    if not ok: raise ValueError(f"{name} must be in (0, 1{']' if closed_right else ')'}, got {value}")
+
+
+def check_image(models, image):
+    "A PIL RGB image (or 1x3xHxW tensor in [-1, 1]) of the size the model was built for -> 1x3xHxW tensor."
+    size = int(models.vae.config.sample_size)
+    if isinstance(image, torch.Tensor):
+        if image.ndim != 4 or image.shape[1] != 3 or tuple(image.shape[2:]) != (size, size):
+            raise ValueError(f"expected a Bx3x{size}x{size} tensor, got {tuple(image.shape)}")
+        return image
+    return pil_to_tensor(image, size=size)
+
+
+def encode_image(models, image) -> torch.Tensor:
+    "Checked image -> its clean latents (posterior mean x scaling factor), 1 x 4 x h x w."
+    return image_to_latents(models, check_image(models, image))
+
+
+def sampling_timesteps(models, num_inference_steps: int, ratio: float) -> torch.Tensor:
+    "The last round(N * ratio) of the sampler's N timesteps (descending): where a partial decode runs."
+    check_unit_interval("ratio", ratio, closed_right=True)
+    if num_inference_steps < 1: raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
+    models.scheduler.set_timesteps(num_inference_steps, device=models.unet.device)
+    k = max(1, round(num_inference_steps * ratio))
+    return models.scheduler.timesteps[num_inference_steps - k:]
+
+
+@torch.no_grad()
+def ddim_invert(models, image, *, prompt: str = "", num_inference_steps: int = 50, ratio: float = 0.8,
+                guidance_scale: float = 1.0, progress: bool = True) -> DDIMInversion:
+    """DDIM-encode `image` up to `ratio` of the sampler's N steps; returns every inverted latent.
+
+    prompt: the text the inversion is conditioned on ("" in DiffEdit); guidance_scale 1 = no CFG
+    (inversion with CFG drifts: exactness needs the model used while inverting)."""
+    (prompt,) = as_prompt_list(prompt, "prompt")
+    z = encode_image(models, image)
+    ts = sampling_timesteps(models, num_inference_steps, ratio).flip(0)  # ascending
+    guided = guidance_scale != 1
+    emb = encode_cfg_prompts(models, [prompt]) if guided else encode_prompt(models, [prompt])
+    sched, abar = models.scheduler, models.scheduler.alphas_cumprod.to(z.device)
+    out, a_s = [z], sched.final_alpha_cumprod.to(z.device)
+    for t in tqdm(ts, desc="DDIM inversion", disable=not progress, leave=False):
+        x_in = torch.cat([z] * 2) if guided else z
+        eps = models.unet(x_in, t, encoder_hidden_states=emb).sample
+        if guided: eps = cfg(*eps.chunk(2), guidance_scale)
+        a_t = abar[int(t)]
+        x0 = (z - (1 - a_s).sqrt() * eps) / a_s.sqrt()        # x̂_0 from x_s
+        z = a_t.sqrt() * x0 + (1 - a_t).sqrt() * eps           # x_t = sqrt(ᾱ_t) x̂_0 + sqrt(1−ᾱ_t) ε
+        out.append(z); a_s = a_t
+    return DDIMInversion(torch.stack(out), ts.cpu(), num_inference_steps, prompt)

@@ -1,0 +1,26 @@
+"""Shared fixtures: the shipped toy model, and a randomly initialised model of the same architecture
+(for tests of the maths that must not depend on trained weights)."""
+import os
+os.environ["HF_HUB_OFFLINE"] = "1"
+import pytest
+import torch
+from course_utils import load_models, toymodel
+
+
+@pytest.fixture(scope="session")
+def random_models(tmp_path_factory):
+    "The toy architecture with random weights, saved and loaded like any diffusers folder."
+    path = tmp_path_factory.mktemp("random-toy-sd")
+    torch.manual_seed(0)
+    tok = toymodel.write_tokenizer(path / "tok")
+    toymodel.save_pipeline(path / "model", vae=toymodel.new_vae(2.0), unet=toymodel.new_unet(),
+                           text_encoder=toymodel.new_text_encoder(len(tok), tok.bos_token_id, tok.eos_token_id),
+                           tokenizer=tok)
+    return load_models(str(path / "model"), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def toy():
+    "The shipped tiny SD (skips when its weights are missing)."
+    if not (toymodel.TOY_PATH / "model_index.json").exists(): pytest.skip("the toy model's weights are missing")
+    return load_models("toy", device="cpu")

@@ -1,0 +1,121 @@
+"""DiffEdit helpers: the mask recipe, DDIM inversion, masked decoding (no off-by-one), SDEdit, bad input."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from course_utils.diffedit import diffedit_mask, diffedit_mask_single_prompt, diffedit, img2img, DiffEditMask
+from course_utils.inversion import ddim_invert
+from course_utils.metrics import iou, HELD_OUT
+from course_utils.toyworld import random_scene, render, EDITS
+
+
+@pytest.fixture(scope="module")
+def edit():
+    return EDITS["color"](random_scene(HELD_OUT + 3), np.random.default_rng(0))
+
+
+def count_unet_calls(models):
+    calls = []
+    return calls, models.unet.register_forward_hook(lambda mod, args, out: calls.append(args[0].shape[0]))
+
+
+def test_mask_is_one_batched_call_in_unit_range(random_models, edit):
+    calls, h = count_unet_calls(random_models)
+    try: mk = diffedit_mask(random_models, render(edit.source).image, edit.source_prompt, edit.target_prompt, n=10)
+    finally: h.remove()
+    assert calls == [20], "n = 10 samples x (reference, query) in ONE UNet call"
+    assert mk.soft.shape == mk.binary.shape == (16, 16)
+    assert mk.soft.min() == 0 and mk.soft.max() == 1 and torch.equal(mk.binary, mk.soft > 0.5)
+    soft, binary = mk.upsampled(64)
+    assert soft.shape == binary.shape == (64, 64)
+
+
+def test_mask_chunks_bound_memory_not_the_result(random_models, edit):
+    im = render(edit.source).image
+    calls, h = count_unet_calls(random_models)
+    try: a = diffedit_mask(random_models, im, edit.source_prompt, edit.target_prompt, n=6, chunk=4)
+    finally: h.remove()
+    assert calls == [4, 4, 4]
+    b = diffedit_mask(random_models, im, edit.source_prompt, edit.target_prompt, n=6)
+    assert torch.allclose(a.soft, b.soft, atol=1e-5)
+
+
+def test_mask_does_not_depend_on_guidance_scale_or_threshold_on_soft(random_models, edit):
+    im = render(edit.source).image
+    a = diffedit_mask(random_models, im, edit.source_prompt, edit.target_prompt, n=4, guidance_scale=3)
+    b = diffedit_mask(random_models, im, edit.source_prompt, edit.target_prompt, n=4, guidance_scale=9, threshold=0.3)
+    assert torch.equal(a.soft, b.soft) and b.binary.sum() >= a.binary.sum()
+
+
+def test_single_prompt_variant_is_batched_too(random_models, edit):
+    calls, h = count_unet_calls(random_models)
+    try: mk = diffedit_mask_single_prompt(random_models, render(edit.source).image, edit.target_prompt, n=10)
+    finally: h.remove()
+    assert calls == [20] and mk.soft.shape == (16, 16) and mk.soft.max() == 1
+
+
+def test_ddim_inversion_shapes_and_timesteps(random_models, edit):
+    inv = ddim_invert(random_models, render(edit.source).image, num_inference_steps=20, ratio=0.5, progress=False)
+    assert inv.latents.shape == (11, 1, 4, 16, 16)
+    assert inv.timesteps.tolist() == sorted(inv.timesteps.tolist()) and len(inv.timesteps) == 10
+    assert torch.equal(inv.at(0), inv.latents[0]) and torch.equal(inv.at(inv.timesteps[-1]), inv.noisiest)
+    with pytest.raises(KeyError): inv.at(999)
+
+
+def test_ddim_inversion_then_decoding_reconstructs(toy):
+    "DDIM encoding is (nearly) invertible: decoding the inverted latents with the same prompt comes back."
+    im = render(random_scene(HELD_OUT + 11)).image
+    inv = ddim_invert(toy, im, num_inference_steps=50, ratio=0.6, progress=False)
+    _, z = diffedit(toy, im, "", np.ones((16, 16), bool), ratio=0.6, guidance_scale=1.0, inversion=inv,
+                    return_latents=True, progress=False)
+    err = (z - inv.latents[0]).pow(2).mean().sqrt() / inv.latents[0].pow(2).mean().sqrt()
+    assert err < 0.1, f"relative latent RMSE {err:.3f}"
+
+
+def test_outside_the_mask_is_the_inversion_of_the_same_timestep(random_models, edit, monkeypatch):
+    "With an empty mask, every step's latents ARE the inverted latents of that step's timestep."
+    im = render(edit.source).image
+    inv = ddim_invert(random_models, im, num_inference_steps=10, ratio=0.8, progress=False)
+    seen = []
+    from course_utils import sampling
+    orig = sampling.denoise
+    def spy(*a, callback=None, **k):
+        def cb(i, t, z):
+            out = callback(i, t, z); seen.append(out.clone()); return out
+        return orig(*a, callback=cb, **k)
+    monkeypatch.setattr("course_utils.diffedit.denoise", spy)
+    _, z = diffedit(random_models, im, edit.target_prompt, np.zeros((16, 16), bool), ratio=0.8,
+                    num_inference_steps=10, inversion=inv, return_latents=True, progress=False)
+    K = len(inv.timesteps)
+    assert len(seen) == K
+    for i, s in enumerate(seen): assert torch.equal(s, inv.latents[K - 1 - i])
+    assert torch.equal(z, inv.latents[0])
+
+
+def test_clean_blend_and_no_blend_and_img2img_run(random_models, edit):
+    im = render(edit.source).image
+    mask = np.zeros((64, 64), bool)
+    _, z = diffedit(random_models, im, edit.target_prompt, mask, blend="clean", num_inference_steps=6, return_latents=True, progress=False)
+    _, z0 = diffedit(random_models, im, edit.target_prompt, mask, blend="clean", num_inference_steps=6, ratio=0.5,
+                     return_latents=True, progress=False)
+    assert torch.equal(z, z0)  # the clean latents, whatever the ratio
+    out = diffedit(random_models, im, edit.target_prompt, mask, blend="none", num_inference_steps=6, progress=False)
+    assert isinstance(out, Image.Image) and out.size == (64, 64)
+    out, z = img2img(random_models, im, edit.target_prompt, strength=0.5, num_inference_steps=6, return_latents=True, progress=False)
+    assert z.shape == (1, 4, 16, 16)
+
+
+def test_bad_input_says_what_to_do(random_models, edit):
+    im = render(edit.source).image
+    m = random_models
+    with pytest.raises(ValueError, match="expected a 64x64 image, got 32x32"): diffedit_mask(m, im.resize((32, 32)), "a", "b")
+    with pytest.raises(ValueError, match="RGB"): diffedit_mask(m, im.convert("L"), "a", "b")
+    with pytest.raises(ValueError, match="empty"): diffedit_mask(m, im, [], "b")
+    with pytest.raises(ValueError, match=r"threshold must be in \(0, 1\), got 1.5"): diffedit_mask(m, im, "a", "b", threshold=1.5)
+    with pytest.raises(ValueError, match="strength"): diffedit_mask(m, im, "a", "b", strength=0)
+    with pytest.raises(ValueError, match=r"ratio must be in \(0, 1\], got 1.2"): ddim_invert(m, im, ratio=1.2)
+    with pytest.raises(ValueError, match="ratio"): diffedit(m, im, "b", np.zeros((16, 16)), ratio=0)
+    with pytest.raises(ValueError, match="unknown blend"): diffedit(m, im, "b", np.zeros((16, 16)), blend="soft")
+    with pytest.raises(ValueError, match="2-D"): diffedit(m, im, "b", np.zeros((1, 16, 16)), num_inference_steps=4)
+    inv = ddim_invert(m, im, num_inference_steps=10, ratio=0.5, progress=False)
+    with pytest.raises(ValueError, match="other steps"): diffedit(m, im, "b", np.zeros((16, 16)), inversion=inv, ratio=0.8, num_inference_steps=10)
