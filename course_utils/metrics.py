@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["psnr", "iou", "held_out_scenes", "prompt_adherence"]
+__all__ = ["psnr", "iou", "held_out_scenes", "prompt_adherence", "edit_scores", "held_out_edits"]
 
 HELD_OUT = 10_000_000  # ToyWorld seeds >= this were never trained on (see training.py)
 
@@ -50,3 +50,32 @@ def prompt_adherence(models, judge, scenes, *, guidance_scale, num_inference_ste
     return {"attribute_accuracy": float(np.mean([np.mean(list(r.values())) for r in rows])),
             "all_right": float(np.mean([all(r.values()) for r in rows])),
             "per_attribute": {k: float(np.mean([r[k] for r in rows])) for k in names}, "images": images}
+
+
+def edit_scores(edit, image, judge) -> dict:
+    """How well `image` realises `edit` (a ToyWorld Edit), against its exact ground truth.
+
+    judge: the judge reads every changed attribute as the target's; closer: inside the edit
+    region the image is closer (MSE) to the target render than to the source render;
+    success: both; psnr_outside: PSNR outside the region against the source render (preservation)."""
+    from .toyworld import render
+    src, tgt = render(edit.source).array.astype(np.float64), render(edit.target).array.astype(np.float64)
+    im = np.asarray(image.convert("RGB"), np.float64)
+    r = edit.region
+    changed = [k for k, v in edit.target.attributes().items() if edit.source.attributes()[k] != v]
+    read = judge.score(image, edit.target)
+    ok_judge = all(read[k] for k in changed)
+    closer = ((im[r] - tgt[r]) ** 2).mean() < ((im[r] - src[r]) ** 2).mean()
+    return {"judge": bool(ok_judge), "closer": bool(closer), "success": bool(ok_judge and closer),
+            "psnr_outside": psnr(im, src, ~r), "kept": float(np.mean([read[k] for k in read if k not in changed]))}
+
+
+def held_out_edits(kind: str, n: int, offset: int = 30_000) -> list:
+    "n applicable held-out edits of `kind` (scenes the model never saw; a seeded choice per scene)."
+    from .toyworld import EDITS, random_scene
+    out, i = [], 0
+    while len(out) < n:
+        try: out.append(EDITS[kind](random_scene(HELD_OUT + offset + i), np.random.default_rng(i)))
+        except ValueError: pass
+        i += 1
+    return out

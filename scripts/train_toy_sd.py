@@ -26,7 +26,7 @@ def main(argv=None):
     ap.add_argument("--ckpt", default="runs/toy-sd", help="checkpoint folder (resume from here)")
     ap.add_argument("--out", default=str(toymodel.TOY_PATH), help="where to write the diffusers folder")
     ap.add_argument("--vae-epochs", type=int, default=8)
-    ap.add_argument("--decoder-epochs", type=int, default=16)
+    ap.add_argument("--decoder-epochs", type=int, default=10)
     ap.add_argument("--unet-epochs", type=int, default=24)
     ap.add_argument("--iters", type=int, default=250, help="steps per epoch (a checkpoint per epoch)")
     ap.add_argument("--pool", type=int, default=12_000, help="scenes whose latents the UNet trains on")

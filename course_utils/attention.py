@@ -1,0 +1,82 @@
+"""Cross-attention maps, captured with a diffusers attention processor (and restored afterwards).
+
+Cross-attention lets each latent pixel (a query) attend to the prompt's tokens (keys):
+
+    A = softmax(Q K^T / sqrt(d))        shape (batch x heads) x pixels x tokens
+
+`A[:, p, j]` is how much pixel p reads token j. LEDITS++ builds its mask M1 from these maps at
+latent/4 resolution, averaged over heads and layers. We capture them by installing, on every
+cross-attention layer (`attn2`), a processor that computes attention the classic way and keeps
+`A` when its pixel count matches the resolution asked for — via `unet.set_attn_processor`, never
+by patching modules — and put the original processors back on exit, even after an error.
+"""
+from __future__ import annotations
+from contextlib import contextmanager
+import torch
+
+__all__ = ["CrossAttentionStore", "StoreCrossAttnProcessor", "capture_cross_attention"]
+
+
+class CrossAttentionStore:
+    "Collects cross-attention probabilities of one resolution; `mean()` -> B x h x w x tokens."
+    def __init__(self, hw: tuple[int, int]):
+        self.hw, self.maps = tuple(hw), []
+
+    def clear(self): self.maps = []
+
+    def add(self, probs: torch.Tensor, heads: int):
+        "probs: (B*heads) x pixels x tokens; kept only at this store's resolution."
+        if probs.shape[1] == self.hw[0] * self.hw[1]:
+            b = probs.shape[0] // heads
+            self.maps.append(probs.detach().reshape(b, heads, *probs.shape[1:]).mean(1))  # mean over heads
+
+    def mean(self) -> torch.Tensor:
+        "Average over the captured layers: B x h x w x tokens."
+        if not self.maps:
+            raise RuntimeError(f"no cross-attention map at {self.hw[0]}x{self.hw[1]} was captured: the UNet has no "
+                               f"cross-attention layer at that resolution (LEDITS++ needs one at latent/4)")
+        a = torch.stack(self.maps).float().mean(0)
+        return a.reshape(a.shape[0], *self.hw, a.shape[-1])
+
+
+class StoreCrossAttnProcessor:
+    "diffusers' classic AttnProcessor, which also hands the attention probabilities to a store."
+    def __init__(self, store: CrossAttentionStore): self.store = store
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs):
+        residual = hidden_states
+        if attn.spatial_norm is not None: hidden_states = attn.spatial_norm(hidden_states, temb)
+        input_ndim = hidden_states.ndim
+        if input_ndim == 4:
+            b, ch, h, w = hidden_states.shape
+            hidden_states = hidden_states.view(b, ch, h * w).transpose(1, 2)
+        batch, seq, _ = hidden_states.shape if encoder_hidden_states is None else encoder_hidden_states.shape
+        attention_mask = attn.prepare_attention_mask(attention_mask, seq, batch)
+        if attn.group_norm is not None: hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+        query = attn.to_q(hidden_states)
+        cross = encoder_hidden_states is not None
+        if not cross: encoder_hidden_states = hidden_states
+        elif attn.norm_cross: encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
+        key, value = attn.to_k(encoder_hidden_states), attn.to_v(encoder_hidden_states)
+        query, key, value = (attn.head_to_batch_dim(x) for x in (query, key, value))
+        probs = attn.get_attention_scores(query, key, attention_mask)   # softmax(Q K^T / sqrt(d))
+        if cross: self.store.add(probs, attn.heads)
+        hidden_states = attn.batch_to_head_dim(torch.bmm(probs, value))
+        hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))
+        if input_ndim == 4: hidden_states = hidden_states.transpose(-1, -2).reshape(b, ch, h, w)
+        if attn.residual_connection: hidden_states = hidden_states + residual
+        return hidden_states / attn.rescale_output_factor
+
+
+@contextmanager
+def capture_cross_attention(unet, hw: tuple[int, int]):
+    """Within the block, every cross-attention layer stores its maps of resolution `hw` in the
+    yielded `CrossAttentionStore`; the UNet's own processors are restored on exit."""
+    original = dict(unet.attn_processors)
+    store = CrossAttentionStore(hw)
+    unet.set_attn_processor({name: StoreCrossAttnProcessor(store) if name.endswith("attn2.processor") else proc
+                             for name, proc in original.items()})
+    try:
+        yield store
+    finally:
+        unet.set_attn_processor(original)

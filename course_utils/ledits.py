@@ -1,0 +1,260 @@
+"""LEDITS++ (Brack et al. 2024): exact inversion, then several masked edits at once.
+
+**Edit-friendly DDPM inversion** (Huberman-Spiegelglas et al. 2024). Noise the clean latents
+*independently* at every timestep, x_t = sqrt(ᾱ_t) x_0 + sqrt(1 − ᾱ_t) ε_t, then, from the
+noisiest down, solve the stochastic sampler's step for the noise that lands exactly on the next:
+
+    x_{t−1} = μ_t(x_t, ε̂(x_t)) + σ_t z_t      =>      z_t = (x_{t−1} − μ_t) / σ_t
+
+Sampling again with the stored z_t and the same prediction ε̂ retraces every x_t exactly: with no
+edit, the output *is* the input's latents. `solver="ddpm"` is DDIM with η = 1 (DDPM);
+`solver="dpmpp"` is the paper's fast 2nd-order SDE DPM-Solver++. μ_t and σ_t are read off the
+scheduler's own `step` (it is affine in its noise), so both solvers share one code path.
+
+**Editing** (§3.2). At each step ONE UNet call predicts 1 + N noises, unconditional u and one
+per concept c_i; each concept gives an edit vector, masked:
+
+    g_i = ± s_i (ε(x_t, c_i) − u)                 (− for reverse: remove the concept)
+    M2_i = |g_i| summed over channels >= its λ_i-quantile
+    M1_i = cross-attention map of c_i's tokens (latent/4, heads and layers averaged, 3x3 Gaussian)
+           >= its λ_i-quantile, upsampled to the latent grid
+    ε̂ = u + Σ_i M1_i · M2_i · g_i                 (intersection only for t <= 800, as diffusers)
+
+active from step `warmup` until step `cooldown`. (With a non-empty source prompt, u is replaced
+by the source-guided prediction used when inverting, so that "no edit" stays exact.)
+"""
+from __future__ import annotations
+import copy
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .attention import capture_cross_attention
+from .guidance import cfg
+from .inversion import encode_image, check_unit_interval
+from .latents import latents_to_pil
+from .text import as_prompt_list, encode_prompt
+
+__all__ = ["EditConcept", "make_concepts", "LeditsInversion", "ddpm_invert", "ledits_edit", "edit_vector", "concept_mask",
+           "SOLVERS", "MASK_TYPES"]
+
+SOLVERS = ("ddpm", "dpmpp")
+MASK_TYPES = ("M1", "M2", "mask")
+
+
+@dataclass(frozen=True)
+class EditConcept:
+    "One LEDITS++ edit: its prompt, scale s, direction, quantile threshold λ, and active steps."
+    prompt: str
+    scale: float = 5.0
+    reverse: bool = False
+    threshold: float = 0.9
+    warmup: int = 0
+    cooldown: int | None = None
+
+    def __post_init__(self):
+        as_prompt_list(self.prompt, "concept prompt")
+        check_unit_interval("threshold", self.threshold)
+        if self.warmup < 0: raise ValueError(f"warmup must be >= 0, got {self.warmup}")
+        if self.cooldown is not None and self.cooldown <= self.warmup:
+            raise ValueError(f"cooldown ({self.cooldown}) must come after warmup ({self.warmup})")
+
+    def active(self, step: int) -> bool:
+        "Is the concept applied at sampling step `step` (warmup <= step < cooldown)?"
+        return step >= self.warmup and (self.cooldown is None or step < self.cooldown)
+
+
+def make_concepts(prompts, *, scale=5.0, reverse=False, threshold=0.9, warmup=0, cooldown=None) -> list[EditConcept]:
+    "EditConcepts from a list of prompts; each setting is one value for all, or a list with one per prompt."
+    prompts = as_prompt_list(prompts, "concept prompts")
+    def per(name, v):
+        if isinstance(v, (list, tuple)):
+            if len(v) != len(prompts):
+                raise ValueError(f"got {len(v)} values of {name} for {len(prompts)} concepts: give one, or one per concept")
+            return list(v)
+        return [v] * len(prompts)
+    cols = [per(n, v) for n, v in (("scale", scale), ("reverse", reverse), ("threshold", threshold),
+                                    ("warmup", warmup), ("cooldown", cooldown))]
+    return [EditConcept(p, *c) for p, *c in zip(prompts, *cols)]
+
+
+def _as_concepts(concepts) -> list[EditConcept]:
+    out = []
+    for c in concepts or []:
+        if isinstance(c, EditConcept): out.append(c)
+        elif isinstance(c, str): out.append(EditConcept(c))
+        elif isinstance(c, tuple) and len(c) == 2: out.append(EditConcept(c[0], reverse=bool(c[1])))
+        else: raise TypeError(f"a concept is an EditConcept, a prompt, or (prompt, reverse); got {c!r}")
+    return out
+
+
+def _scheduler(models, solver):
+    "A fresh stochastic scheduler with the model's noise schedule: DDIM (used with eta = 1) or SDE-DPM-Solver++(2M)."
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
+    if solver not in SOLVERS: raise ValueError(f"unknown solver {solver!r}; choose one of {SOLVERS}")
+    cfg_ = dict(models.scheduler.config)
+    if solver == "ddpm": return DDIMScheduler.from_config(cfg_)
+    return DPMSolverMultistepScheduler.from_config(cfg_, algorithm_type="sde-dpmsolver++", solver_order=2,
+                                                   final_sigmas_type="sigma_min")  # a last step with noise: exact
+
+
+def _step_kwargs(solver): return {"eta": 1.0} if solver == "ddpm" else {}
+
+
+def _fingerprint(models) -> tuple:
+    "What identifies the weights an inversion was made with (cheap)."
+    u = models.unet
+    return (u.config.sample_size, u.config.cross_attention_dim, round(float(u.conv_in.weight.double().sum()), 6),
+            round(float(u.conv_out.weight.double().sum()), 6))
+
+
+@dataclass
+class LeditsInversion:
+    """xts[k]: latents before sampling step k (xts[0] the noisiest, xts[-1] = x_0); zs[k]: the noise
+    of step k; timesteps: the N sampling timesteps (descending)."""
+    xts: torch.Tensor
+    zs: torch.Tensor
+    timesteps: torch.Tensor
+    solver: str
+    total_steps: int
+    source_prompt: str
+    source_guidance_scale: float
+    fingerprint: tuple = field(repr=False)
+
+    @property
+    def x0(self) -> torch.Tensor: return self.xts[-1]
+
+
+def _base_rows(models, source_prompt):
+    "Embeddings of the rows every step needs: [uncond] or [uncond, source]."
+    return encode_prompt(models, [""] + ([source_prompt] if source_prompt else []))
+
+
+def _base_eps(eps, source_prompt, source_guidance_scale):
+    "u, or u + s_src (c_src − u) when inverting with a source prompt."
+    return cfg(eps[0:1], eps[1:2], source_guidance_scale) if source_prompt else eps[0:1]
+
+
+@torch.no_grad()
+def ddpm_invert(models, image, *, source_prompt: str = "", source_guidance_scale: float = 3.5,
+                num_inversion_steps: int = 30, skip: float = 0.15, seed: int = 0, solver: str = "ddpm",
+                progress: bool = True) -> LeditsInversion:
+    """Edit-friendly inversion of `image` (PIL RGB of the model's size).
+
+    The scheduler gets int(N (1 + skip)) timesteps and the N least noisy are inverted (diffusers'
+    convention): a larger `skip` starts the edit from a less noisy latent."""
+    if num_inversion_steps < 1: raise ValueError(f"num_inversion_steps must be >= 1, got {num_inversion_steps}")
+    if not 0 <= skip < 1: raise ValueError(f"skip must be in [0, 1), got {skip}")
+    (source_prompt,) = as_prompt_list(source_prompt, "source_prompt")
+    sched = _scheduler(models, solver)
+    kw = _step_kwargs(solver)
+    total = int(num_inversion_steps * (1 + skip))
+    sched.set_timesteps(total, device=models.unet.device)
+    ts = sched.timesteps[-num_inversion_steps:]
+    x0 = encode_image(models, image)
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.randn((len(ts), *x0.shape[1:]), generator=g).to(x0.device, x0.dtype)
+    xts = [sched.add_noise(x0, noise[k:k + 1], ts[k:k + 1]) for k in range(len(ts))] + [x0]  # independent per t
+    emb = _base_rows(models, source_prompt)
+    zs = []
+    for k, t in enumerate(tqdm(ts, desc=f"inversion ({solver})", disable=not progress, leave=False)):
+        x = xts[k]
+        eps = _base_eps(models.unet(x.expand(len(emb), -1, -1, -1), t, encoder_hidden_states=emb).sample,
+                        source_prompt, source_guidance_scale)
+        # μ and σ of this step, read off the scheduler (its step is affine in the noise)
+        mu = copy.deepcopy(sched).step(eps, t, x, variance_noise=torch.zeros_like(x), **kw).prev_sample
+        sigma = copy.deepcopy(sched).step(eps, t, x, variance_noise=torch.ones_like(x), **kw).prev_sample - mu
+        z = torch.where(sigma.abs() > 0, (xts[k + 1] - mu) / sigma.where(sigma.abs() > 0, torch.ones_like(sigma)),
+                        torch.zeros_like(x))                       # z_t = (x_{t−1} − μ_t) / σ_t
+        x_next = sched.step(eps, t, x, variance_noise=z, **kw).prev_sample    # = x_{t−1}, up to rounding
+        if k + 1 < len(ts): xts[k + 1] = x_next  # carry the rounding forward; keep the clean x_0 as it is
+        zs.append(z)
+    return LeditsInversion(torch.stack(xts), torch.stack(zs), ts.cpu(), solver, total, source_prompt,
+                           source_guidance_scale, _fingerprint(models))
+
+
+def _gaussian_3x3(x: torch.Tensor, sigma: float = 0.5) -> torch.Tensor:
+    "B x h x w -> the same, smoothed by a normalised 3x3 Gaussian (reflect padding), as diffusers does."
+    r = torch.arange(3, dtype=torch.float32) - 1
+    k1 = torch.exp(-r ** 2 / (2 * sigma ** 2)); k = torch.outer(k1, k1); k = (k / k.sum()).to(x.dtype)
+    return F.conv2d(F.pad(x[:, None], (1, 1, 1, 1), mode="reflect"), k[None, None])[:, 0]
+
+
+def _quantile_mask(x: torch.Tensor, q: float) -> torch.Tensor:
+    "h x w -> bool h x w: x >= its q-quantile (computed in float32: torch.quantile has no float16)."
+    return x.float() >= torch.quantile(x.flatten().float(), q)
+
+
+def edit_vector(u: torch.Tensor, eps_c: torch.Tensor, concept: EditConcept) -> torch.Tensor:
+    "g = s (ε_c − u), negated for a reverse concept (removal)."
+    return (eps_c - u) * (-concept.scale if concept.reverse else concept.scale)
+
+
+def concept_mask(g: torch.Tensor, attn: torch.Tensor | None, threshold: float, *, t: int = 0,
+                 use_intersect_mask: bool = True, intersect_below: int = 800):
+    """(M1, M2, applied mask), bool h x w, for one concept's edit vector g (1 x C x h x w).
+
+    attn: the concept tokens' cross-attention maps (h/4 x w/4 x n_tokens), or None for no M1.
+    M2 = channel-summed |g| >= its quantile; M1 = token-summed, 3x3-Gaussian-smoothed map >= its
+    quantile, upsampled (nearest); applied: M1 ∩ M2 (M1 alone above `intersect_below`), M1, or M2."""
+    h, w = g.shape[-2:]
+    m2 = _quantile_mask(g.abs().sum(1)[0], threshold)
+    if attn is None: return None, m2, m2
+    a = _gaussian_3x3(attn.float().sum(-1)[None])[0]
+    m1 = F.interpolate(_quantile_mask(a, threshold)[None, None].float(), size=(h, w), mode="nearest")[0, 0] > 0
+    if not use_intersect_mask: return m1, m2, m1
+    return m1, m2, (m1 & m2) if t <= intersect_below else m1
+
+
+@torch.no_grad()
+def ledits_edit(models, inversion: LeditsInversion, concepts, *, use_cross_attn_mask: bool = True,
+                use_intersect_mask: bool = True, intersect_below: int = 800, record_masks: bool = False,
+                progress: bool = True, return_latents: bool = False):
+    """Edit an inverted image with several concepts at once (see the module doc).
+
+    concepts: EditConcepts (or prompts, or (prompt, reverse) pairs); [] reproduces the input.
+    Masks: cross-attention M1 if `use_cross_attn_mask`; M1 ∩ M2 if also `use_intersect_mask`
+    (for t <= `intersect_below`; the intersection needs M1, so it turns the maps on); M2 alone if
+    neither. `record_masks` also returns
+    {mask type: tensor steps x concepts x h x w} ('M1', 'M2', 'mask': the one applied)."""
+    if not isinstance(inversion, LeditsInversion): raise TypeError("inversion must come from ddpm_invert")
+    if inversion.fingerprint != _fingerprint(models):
+        raise ValueError("this inversion was made with other weights: invert the image again with these models")
+    if tuple(inversion.x0.shape[-2:]) != (models.unet.config.sample_size,) * 2:
+        raise ValueError(f"the inversion's latents are {tuple(inversion.x0.shape[-2:])}, the model works at "
+                         f"{models.unet.config.sample_size}x{models.unet.config.sample_size}: invert an image of the model's size")
+    concepts = _as_concepts(concepts)
+    solver, kw = inversion.solver, _step_kwargs(inversion.solver)
+    sched = _scheduler(models, solver)
+    sched.set_timesteps(inversion.total_steps, device=models.unet.device)
+    ts = inversion.timesteps.to(models.unet.device)
+    base = _base_rows(models, inversion.source_prompt)
+    emb = torch.cat([base, encode_prompt(models, [c.prompt for c in concepts])]) if concepts else base
+    n_tok = [len(models.tokenizer(c.prompt).input_ids) - 2 for c in concepts]  # without <bos>, <eos>
+    h, w = inversion.x0.shape[-2:]
+    use_m1 = bool(concepts) and (use_cross_attn_mask or use_intersect_mask)
+    rec = {k: torch.zeros(len(ts), len(concepts), h, w) for k in MASK_TYPES} if record_masks else None
+    x = inversion.xts[0]
+    with capture_cross_attention(models.unet, (h // 4, w // 4)) if use_m1 else nullcontext() as store:
+        for k, t in enumerate(tqdm(ts, desc="LEDITS++ edit", disable=not progress, leave=False)):
+            if store is not None: store.clear()
+            eps = models.unet(x.expand(len(emb), -1, -1, -1), t, encoder_hidden_states=emb).sample  # ONE call: 1 + N rows
+            u = eps[0:1]
+            guided = _base_eps(eps, inversion.source_prompt, inversion.source_guidance_scale)
+            maps = store.mean() if use_m1 else None                           # rows x h/4 x w/4 x tokens
+            for i, c in enumerate(concepts):
+                if not c.active(k): continue
+                g = edit_vector(u, eps[len(base) + i:len(base) + i + 1], c)
+                attn = maps[len(base) + i, :, :, 1:1 + n_tok[i]] if use_m1 else None
+                m1, m2, mask = concept_mask(g, attn, c.threshold, t=int(t), use_intersect_mask=use_intersect_mask,
+                                            intersect_below=intersect_below)
+                guided = guided + mask.to(g.dtype) * g              # ε̂ = u + Σ_i M_i g_i
+                if rec is not None:
+                    rec["M2"][k, i] = m2.float().cpu(); rec["mask"][k, i] = mask.float().cpu()
+                    if m1 is not None: rec["M1"][k, i] = m1.float().cpu()
+            x = sched.step(guided, t, x, variance_noise=inversion.zs[k], **kw).prev_sample
+    image = latents_to_pil(models, x)[0]
+    out = (image,) + ((x,) if return_latents else ()) + ((rec,) if record_masks else ())
+    return out if len(out) > 1 else image

@@ -1,0 +1,135 @@
+"""LEDITS++ helpers: exact inversion (both solvers), the edit maths and masks, processors restored, bad input."""
+import dataclasses
+import numpy as np
+import pytest
+import torch
+from course_utils.ledits import (EditConcept, make_concepts, ddpm_invert, ledits_edit, edit_vector, concept_mask,
+                                 _gaussian_3x3, _quantile_mask)
+from course_utils.attention import CrossAttentionStore, capture_cross_attention
+from course_utils.metrics import HELD_OUT
+from course_utils.toyworld import random_scene, render, EDITS
+
+rmse = lambda a, b: (a - b).pow(2).mean().sqrt().item()
+
+
+@pytest.fixture(scope="module")
+def image():
+    return render(random_scene(HELD_OUT + 21)).image
+
+
+@pytest.mark.parametrize("solver", ["ddpm", "dpmpp"])
+@pytest.mark.parametrize("steps,skip,source", [(10, 0.15, ""), (25, 0.0, ""), (16, 0.3, "a red thing on the left")])
+def test_no_concepts_reproduces_the_inverted_latents_exactly(random_models, image, solver, steps, skip, source):
+    inv = ddpm_invert(random_models, image, num_inversion_steps=steps, skip=skip, solver=solver, source_prompt=source, progress=False)
+    assert inv.xts.shape == (steps + 1, 1, 4, 16, 16) and inv.zs.shape == (steps, 1, 4, 16, 16)
+    _, z = ledits_edit(random_models, inv, [], return_latents=True, progress=False)
+    assert rmse(z, inv.x0) <= 1e-5
+
+
+@pytest.mark.parametrize("solver", ["ddpm", "dpmpp"])
+def test_exact_on_the_trained_model_for_several_images(toy, solver):
+    for seed in (HELD_OUT + 1, HELD_OUT + 2, HELD_OUT + 3):
+        inv = ddpm_invert(toy, render(random_scene(seed)).image, num_inversion_steps=20, solver=solver, progress=False)
+        _, z = ledits_edit(toy, inv, [], return_latents=True, progress=False)
+        assert rmse(z, inv.x0) <= 1e-5
+
+
+def test_inversion_noise_is_independent_per_timestep_and_seeded(random_models, image):
+    a = ddpm_invert(random_models, image, num_inversion_steps=8, seed=1, progress=False)
+    b = ddpm_invert(random_models, image, num_inversion_steps=8, seed=1, progress=False)
+    c = ddpm_invert(random_models, image, num_inversion_steps=8, seed=2, progress=False)
+    assert torch.equal(a.zs, b.zs) and not torch.equal(a.zs, c.zs)
+    assert torch.equal(a.x0, c.x0)  # the clean latents do not depend on the noise
+
+
+def test_edit_vector_direction_and_scale():
+    u, c = torch.randn(1, 4, 8, 8), torch.randn(1, 4, 8, 8)
+    assert torch.allclose(edit_vector(u, c, EditConcept("x", scale=3)), 3 * (c - u))
+    assert torch.allclose(edit_vector(u, c, EditConcept("x", scale=3, reverse=True)), -3 * (c - u))
+
+
+def test_masks_on_a_known_attention_map():
+    g = torch.zeros(1, 4, 16, 16)
+    g[..., 0:8, 0:8] = 1.0           # the edit vector is large in the top-left quarter
+    attn = torch.zeros(4, 4, 2)
+    attn[0, 0] = 1.0                 # the concept's tokens attend to the top-left latent/4 cell
+    m1, m2, mask = concept_mask(g, attn, 0.75, t=500)
+    assert m2.sum() == 64 and m2[:8, :8].all()
+    # smoothing spreads the map a little; the 0.75-quantile keeps the top-left of the 4x4 grid
+    assert m1[:4, :4].all() and not m1[8:, 8:].any()
+    assert torch.equal(mask, m1 & m2)
+    _, _, only_m1 = concept_mask(g, attn, 0.75, t=900)           # above 800: M1 alone
+    assert torch.equal(only_m1, m1)
+    _, _, m2_only = concept_mask(g, None, 0.75)
+    assert torch.equal(m2_only, m2)
+
+
+def test_gaussian_is_normalised_and_quantile_handles_float16():
+    x = torch.ones(1, 4, 4)
+    assert torch.allclose(_gaussian_3x3(x), x)
+    y = torch.arange(16, dtype=torch.float16).reshape(4, 4)
+    assert _quantile_mask(y, 0.9).sum() == 2
+
+
+def test_cross_attention_store_and_processors_restored(random_models):
+    unet = random_models.unet
+    before = dict(unet.attn_processors)
+    emb = torch.randn(2, random_models.tokenizer.model_max_length, unet.config.cross_attention_dim)
+    with capture_cross_attention(unet, (4, 4)) as store:
+        unet(torch.randn(2, 4, 16, 16), 500, encoder_hidden_states=emb)
+        maps = store.mean()
+    assert maps.shape == (2, 4, 4, random_models.tokenizer.model_max_length)
+    assert torch.allclose(maps.sum(-1), torch.ones(2, 4, 4), atol=1e-5)  # softmax over tokens
+    assert all(before[k] is v for k, v in unet.attn_processors.items())
+    with pytest.raises(RuntimeError, match="latent/4"):
+        with capture_cross_attention(unet, (3, 3)) as store:
+            unet(torch.randn(1, 4, 16, 16), 500, encoder_hidden_states=emb[:1]); store.mean()
+    assert all(before[k] is v for k, v in unet.attn_processors.items())
+
+
+def test_processors_restored_even_when_the_edit_fails(random_models, image):
+    inv = ddpm_invert(random_models, image, num_inversion_steps=4, progress=False)
+    before = dict(random_models.unet.attn_processors)
+    boom = random_models.unet.register_forward_hook(lambda *a: (_ for _ in ()).throw(RuntimeError("boom")))
+    try:
+        with pytest.raises(RuntimeError, match="boom"): ledits_edit(random_models, inv, ["a hat"], progress=False)
+    finally: boom.remove()
+    assert all(before[k] is v for k, v in random_models.unet.attn_processors.items())
+
+
+def test_one_unet_call_per_step_with_one_plus_n_rows(random_models, image):
+    inv = ddpm_invert(random_models, image, num_inversion_steps=5, progress=False)
+    rows = []
+    h = random_models.unet.register_forward_hook(lambda mod, args, out: rows.append(args[0].shape[0]))
+    try: _, masks = ledits_edit(random_models, inv, make_concepts(["a hat", "blue"], reverse=[False, True]),
+                                record_masks=True, progress=False)
+    finally: h.remove()
+    assert rows == [3] * 5
+    assert set(masks) == {"M1", "M2", "mask"} and masks["mask"].shape == (5, 2, 16, 16)
+    assert (masks["mask"] <= masks["M2"]).all() or (masks["mask"] <= masks["M1"]).all()
+
+
+def test_warmup_and_cooldown(random_models, image):
+    inv = ddpm_invert(random_models, image, num_inversion_steps=6, progress=False)
+    _, plain = ledits_edit(random_models, inv, [], return_latents=True, progress=False)
+    _, never = ledits_edit(random_models, inv, [EditConcept("a hat", warmup=6)], return_latents=True, progress=False)
+    assert (never - plain).abs().max() < 1e-4  # equal up to the rounding of a 2-row vs a 1-row batch
+    _, masks = ledits_edit(random_models, inv, [EditConcept("a hat", warmup=2, cooldown=4)], record_masks=True, progress=False)
+    active = masks["M2"].flatten(1).any(1).tolist()
+    assert active == [False, False, True, True, False, False]
+    assert not EditConcept("x", warmup=1, cooldown=3).active(3) and EditConcept("x", warmup=1).active(10)
+
+
+def test_bad_input_says_what_is_wrong(random_models, toy, image):
+    with pytest.raises(ValueError, match="got 2 values of scale for 3 concepts"):
+        make_concepts(["a", "b", "c"], scale=[1, 2])
+    with pytest.raises(ValueError, match="unknown solver 'euler'"): ddpm_invert(random_models, image, solver="euler")
+    with pytest.raises(ValueError, match=r"threshold must be in \(0, 1\), got 1.0"): EditConcept("hat", threshold=1.0)
+    with pytest.raises(ValueError, match="cooldown"): EditConcept("hat", warmup=3, cooldown=2)
+    with pytest.raises(ValueError, match="skip"): ddpm_invert(random_models, image, skip=1.0)
+    with pytest.raises(ValueError, match="64x64"): ddpm_invert(random_models, image.resize((48, 48)))
+    inv = ddpm_invert(random_models, image, num_inversion_steps=3, progress=False)
+    with pytest.raises(ValueError, match="other weights"): ledits_edit(toy, inv, [], progress=False)
+    small = dataclasses.replace(inv, xts=inv.xts[..., :8, :8], zs=inv.zs[..., :8, :8])
+    with pytest.raises(ValueError, match="model's size"): ledits_edit(random_models, small, [], progress=False)
+    with pytest.raises(TypeError, match="concept"): ledits_edit(random_models, inv, [3.0], progress=False)
