@@ -18,7 +18,7 @@ lab: setup
 	$(VENV)/bin/jupyter lab notebooks/
 
 test: setup
-	HF_HUB_OFFLINE=1 MPLBACKEND=Agg $(VENV)/bin/python -m pytest tests $$(ls notebooks/*.ipynb 2>/dev/null) --nbval-lax -p no:cacheprovider
+	HF_HUB_OFFLINE=1 $(VENV)/bin/python -m pytest tests $$(ls notebooks/*.ipynb 2>/dev/null) --nbval-lax -p no:cacheprovider
 
 benchmarks: setup
 	for b in benchmarks/*.py; do HF_HUB_OFFLINE=1 $(PY) $$b || exit 1; done

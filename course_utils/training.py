@@ -117,7 +117,10 @@ def _learner(model, loss_func, batch_cb, n_iter, bs, lr, wd, ckpt_dir, ema_decay
 
     class Checkpoint(Callback):
         order = 70
+        def before_epoch(self): self.trained = False
+        def after_step(self): self.trained = True
         def after_epoch(self):
+            if not self.trained: return  # an epoch skipped while resuming: nothing new to save
             save_checkpoint(ckpt, {"model": self.learn.model, "ema": ema}, self.learn.opt.opt,
                             {"epoch": self.epoch + 1, "n_epoch": self.n_epoch, "tag": tag,
                              "time": time.time(), "loss": float(self.learn.recorder.losses[-1])})
@@ -227,9 +230,14 @@ def encode_pool(vae, seeds, bs=64) -> torch.Tensor:
     return torch.cat(out)
 
 
-def train_unet(ckpt_dir, vae, tokenizer, *, epochs=30, iters=250, bs=32, lr=1e-3, pool=20_000, seed=0):
+def train_unet(ckpt_dir, vae, tokenizer, *, epochs=30, iters=250, bs=32, lr=1e-3, pool=20_000, seed=0,
+               offset_noise=0.1, offset_from=12):
     """Train UNet + text encoder on latents of `pool` scenes with fresh captions every time.
 
+    From epoch `offset_from` on, the noise gets a random constant per image and channel
+    (offset noise, std `offset_noise`): with SD's schedule x_T still holds sqrt(ᾱ_T) = 7 % of
+    the latents, and on a 16x16 grid the mean of pure noise (std 1/16) looks like that signal,
+    so without it the model takes its background colour from the noise, not from the prompt.
     Returns (unet, text_encoder) with EMA weights. Resumes from `ckpt_dir/unet.safetensors`."""
     _, Callback, _, _ = _fastai()
     from diffusers import DDIMScheduler
@@ -260,6 +268,8 @@ def train_unet(ckpt_dir, vae, tokenizer, *, epochs=30, iters=250, bs=32, lr=1e-3
             mean, std = stats.chunk(2, 1)
             z0 = (mean + std * torch.randn(mean.shape, generator=g)) * sf
             eps = torch.randn(z0.shape, generator=g)
+            if self.epoch >= offset_from or not self.training:  # offset noise: a constant per image and channel
+                eps = eps + offset_noise * torch.randn((*z0.shape[:2], 1, 1), generator=g)
             t = torch.randint(0, sched.config.num_train_timesteps, (len(idx),), generator=g)
             caps = [training_caption(random_scene(int(s)), rng) for s in seeds]
             self.learn.xb = (sched.add_noise(z0, eps, t), t, tok(caps))  # x_t = sqrt(abar) z0 + sqrt(1-abar) eps

@@ -7,7 +7,7 @@ Stages (each resumes from its safetensors checkpoint in --ckpt, and is skipped o
    1b. The decoder alone, sharpened on the encoder's posterior means (the latents, and so
    stage 2, do not depend on it).
 2. UNet + CLIP text encoder, from scratch, on the latents of `--pool` scenes with fresh
-   captions at every step (10 % empty, 20 % partial).
+   captions at every step (10 % empty, 20 % partial); offset noise (0.1) from epoch 12 on.
 3. Export the EMA weights with `StableDiffusionPipeline.save_pretrained` (safetensors).
 
 Seeded throughout (seed 0). Measured for the shipped weights: a 2-core CPU (no GPU), torch

@@ -72,3 +72,14 @@ def test_judge_training_really_trains_and_resumes(tmp_path):
     assert set(acc1) == set(ATTRIBUTES)
     again = training.train_judge(tmp_path, epochs=2, iters=4, bs=16, pool=64)  # resumes at epoch 2: nothing to do
     for p, q in zip(judge.net.parameters(), again.net.parameters()): assert torch.equal(p, q)
+
+
+def test_an_interrupted_run_resumes_at_its_epoch(tmp_path):
+    "A run stopped after epoch 1 of 3 resumes at epoch 1 (skipped epochs write nothing) and ends at 3."
+    from safetensors import safe_open
+    import json
+    meta = lambda: json.loads(safe_open(str(tmp_path / "judge.safetensors"), "pt").metadata()["meta"])
+    training.train_judge(tmp_path, epochs=1, iters=2, bs=8, pool=32)
+    assert meta()["epoch"] == 1
+    training.train_judge(tmp_path, epochs=3, iters=2, bs=8, pool=32)
+    assert meta()["epoch"] == 3 and meta()["n_epoch"] == 3

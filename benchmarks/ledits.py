@@ -1,0 +1,111 @@
+"""LEDITS++ on the tiny model: exactness of the inversions, and edits vs diffusers' pipeline.
+
+    python benchmarks/ledits.py [--n 12] [--steps 20] [--scale 6] [--threshold 0.8]
+
+1. Reconstruction (no edit), latent RMSE against the image's latents, over several held-out
+   images: this course's `ddpm_invert` + `ledits_edit` for both solvers; diffusers'
+   `LEditsPPPipelineStableDiffusion` (invert + call without concepts, SDE-DPM-Solver++ as its docs
+   use — with DDIMScheduler diffusers 0.42's `invert` crashes); and DDIM inversion (lesson 3).
+2. Edits on held-out single (colour, texture, add/remove accessory) and double edits (colour +
+   accessory), the same concepts, scales, thresholds and steps for both implementations:
+   success (judge AND closer to the target in the region), PSNR outside the region, IoU of the
+   last step's mask with the region (ours), and the time ratio ours / diffusers.
+"""
+import argparse, os, sys, time
+from pathlib import Path
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
+import torch.nn.functional as F
+from course_utils import load_models
+from course_utils.diffedit import diffedit
+from course_utils.inversion import ddim_invert
+from course_utils.latents import image_to_latents
+from course_utils.ledits import ddpm_invert, ledits_edit, make_concepts
+from course_utils.metrics import edit_scores, held_out_edits, held_out_scenes, iou
+from course_utils.toyworld import render, load_judge
+
+SINGLE = ("color", "texture", "add_accessory", "remove_accessory")
+
+
+def reference(models):
+    from diffusers import LEditsPPPipelineStableDiffusion, DPMSolverMultistepScheduler
+    sched = DPMSolverMultistepScheduler.from_config(models.scheduler.config, algorithm_type="sde-dpmsolver++", solver_order=2)
+    p = LEditsPPPipelineStableDiffusion(vae=models.vae, text_encoder=models.text_encoder, tokenizer=models.tokenizer,
+                                        unet=models.unet, scheduler=sched, safety_checker=None, feature_extractor=None,
+                                        requires_safety_checker=False)
+    p.set_progress_bar_config(disable=True)
+    return p
+
+
+def timed(f):
+    t0 = time.perf_counter(); out = f(); return out, time.perf_counter() - t0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=12, help="held-out edits per kind")
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--skip", type=float, default=0.15)
+    ap.add_argument("--scale", type=float, default=6.0)
+    ap.add_argument("--threshold", type=float, default=0.8)
+    ap.add_argument("--model", default="toy", help="'toy' or a diffusers folder")
+    a = ap.parse_args(argv)
+    m, judge = load_models(a.model, device="cpu"), load_judge()
+    ref = reference(m)
+    rmse = lambda x, y: (x - y).pow(2).mean().sqrt().item()
+
+    print(f"1. reconstruction without edits: latent RMSE vs the image's latents ({a.steps} steps, 8 held-out images)")
+    rec = {k: [] for k in ("ours ddpm", "ours dpmpp", "diffusers (dpmpp)", "DDIM inversion")}
+    for s in held_out_scenes(8, offset=70_000):
+        im = render(s).image
+        x0 = image_to_latents(m, im)
+        for solver in ("ddpm", "dpmpp"):
+            inv = ddpm_invert(m, im, num_inversion_steps=a.steps, skip=a.skip, solver=solver, progress=False)
+            rec[f"ours {solver}"].append(rmse(ledits_edit(m, inv, [], return_latents=True, progress=False)[1], x0))
+        ref.invert(image=im, num_inversion_steps=a.steps, skip=a.skip, generator=torch.Generator().manual_seed(0))
+        z = ref(editing_prompt=None, output_type="latent", generator=torch.Generator().manual_seed(0)).images
+        rec["diffusers (dpmpp)"].append(rmse(z, x0))
+        _, z = diffedit(m, im, "", np.ones((16, 16)), ratio=1.0, guidance_scale=1.0, num_inference_steps=a.steps,
+                        return_latents=True, progress=False)
+        rec["DDIM inversion"].append(rmse(z, x0))
+    for k, v in rec.items(): print(f"  {k:>20}: mean {np.mean(v):.2e}, max {np.max(v):.2e}")
+
+    print(f"\n2. edits: {a.n} held-out edits per kind, {a.steps} steps, skip {a.skip}, scale {a.scale}, threshold {a.threshold},"
+          f" cross-attention + intersection masks")
+    print(f"{'kind':>22} | {'ours: success  PSNR  IoU':>25} | {'diffusers: success  PSNR':>25} | time ours/diffusers")
+    totals = {"single": [], "double": []}
+    for kind in SINGLE + ("color_and_accessory",):
+        ours, theirs, t_ours, t_theirs, ious = [], [], 0.0, 0.0, []
+        for e in held_out_edits(kind, a.n, offset=80_000):
+            im = render(e.source).image
+            texts, rev = [t for t, _ in e.concepts], [r for _, r in e.concepts]
+            def run_ours():
+                inv = ddpm_invert(m, im, num_inversion_steps=a.steps, skip=a.skip, solver="dpmpp", progress=False)
+                return ledits_edit(m, inv, make_concepts(texts, scale=a.scale, reverse=rev, threshold=a.threshold),
+                                   record_masks=True, progress=False)
+            (out, masks), t = timed(run_ours); t_ours += t
+            ours.append(edit_scores(e, out, judge))
+            final = masks["mask"][-1].amax(0)  # union over concepts at the last step
+            ious.append(iou(F.interpolate(final[None, None], size=(64, 64), mode="nearest")[0, 0].numpy() > 0, e.region))
+            def run_theirs():
+                g = torch.Generator().manual_seed(0)
+                ref.invert(image=im, num_inversion_steps=a.steps, skip=a.skip, generator=g)
+                return ref(editing_prompt=texts, reverse_editing_direction=rev, edit_guidance_scale=[a.scale] * len(texts),
+                           edit_threshold=[a.threshold] * len(texts), use_cross_attn_mask=True, use_intersect_mask=True,
+                           generator=g).images[0]
+            out, t = timed(run_theirs); t_theirs += t
+            theirs.append(edit_scores(e, out, judge))
+        mean = lambda rows, k: float(np.mean([r[k] for r in rows]))
+        print(f"{kind:>22} | {mean(ours, 'success'):>12.2f} {mean(ours, 'psnr_outside'):>6.1f} {np.mean(ious):>4.2f} | "
+              f"{mean(theirs, 'success'):>18.2f} {mean(theirs, 'psnr_outside'):>6.1f} | {t_ours / t_theirs:.2f}")
+        totals["double" if kind == "color_and_accessory" else "single"].append((ours, theirs))
+    for k, rows in totals.items():
+        o = [r for ours, _ in rows for r in ours]; d = [r for _, theirs in rows for r in theirs]
+        print(f"  {k}: success ours {np.mean([r['success'] for r in o]):.2f} vs diffusers {np.mean([r['success'] for r in d]):.2f};"
+              f" PSNR outside ours {np.mean([r['psnr_outside'] for r in o]):.1f} dB vs diffusers {np.mean([r['psnr_outside'] for r in d]):.1f} dB")
+
+
+if __name__ == "__main__":
+    main()
