@@ -11,10 +11,11 @@ Per edit kind (colour, texture, shape swap), printed side by side in one run:
   time; for `diffedit` (DDIM encoding, same-timestep blend) vs diffusers' pipeline
   (generate_mask + invert + __call__) at the same ratio / inpaint_strength, steps and guidance.
 """
-import argparse, os, sys, time
+import argparse, os, sys
 from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -22,6 +23,7 @@ from course_utils import load_models
 from course_utils.diffedit import diffedit_mask, diffedit_mask_single_prompt, diffedit
 from course_utils.metrics import iou, edit_scores, held_out_edits
 from course_utils.toyworld import render, load_judge
+from common import timed, reference_pipeline
 
 KINDS = ("color", "texture", "shape")
 
@@ -31,18 +33,10 @@ def up(mask16) -> np.ndarray:
     return (F.interpolate(m, size=(64, 64), mode="bilinear", align_corners=False)[0, 0] > 0.5).numpy()
 
 
-def reference_pipeline(models):
+def reference_pipeline_diffedit(models):
     from diffusers import StableDiffusionDiffEditPipeline, DDIMInverseScheduler
-    p = StableDiffusionDiffEditPipeline(vae=models.vae, text_encoder=models.text_encoder, tokenizer=models.tokenizer,
-                                        unet=models.unet, scheduler=models.scheduler,
-                                        inverse_scheduler=DDIMInverseScheduler.from_config(models.scheduler.config),
-                                        safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    p.set_progress_bar_config(disable=True)
-    return p
-
-
-def timed(f):
-    t0 = time.perf_counter(); out = f(); return out, time.perf_counter() - t0
+    return reference_pipeline(models, StableDiffusionDiffEditPipeline,
+                              inverse_scheduler=DDIMInverseScheduler.from_config(models.scheduler.config))
 
 
 def main(argv=None):
@@ -55,7 +49,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     torch.manual_seed(0)
     m, judge = load_models(a.model, device="cpu"), load_judge()
-    ref = reference_pipeline(m)
+    ref = reference_pipeline_diffedit(m)
     rows = {}
     for kind in KINDS:
         r = {k: [] for k in ("iou_ours", "iou_diffusers", "iou_seed", "t_ours", "t_diffusers", "t_seed",

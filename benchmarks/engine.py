@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
-from course_utils import load_models, training
+from course_utils import load_models
 from course_utils.latents import image_to_latents, latents_to_pil
 from course_utils.metrics import psnr, held_out_scenes, prompt_adherence
 from course_utils.toyworld import render, load_judge

@@ -11,20 +11,21 @@
    success (judge AND closer to the target in the region), PSNR outside the region, IoU of the
    last step's mask with the region (ours), and the time ratio ours / diffusers.
 """
-import argparse, os, sys, time
+import argparse, os, sys
 from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 import torch
 import torch.nn.functional as F
 from course_utils import load_models
 from course_utils.diffedit import diffedit
-from course_utils.inversion import ddim_invert
 from course_utils.latents import image_to_latents
 from course_utils.ledits import ddpm_invert, ledits_edit, make_concepts
 from course_utils.metrics import edit_scores, held_out_edits, held_out_scenes, iou
 from course_utils.toyworld import render, load_judge
+from common import timed, reference_pipeline
 
 SINGLE = ("color", "texture", "add_accessory", "remove_accessory")
 
@@ -32,15 +33,7 @@ SINGLE = ("color", "texture", "add_accessory", "remove_accessory")
 def reference(models):
     from diffusers import LEditsPPPipelineStableDiffusion, DPMSolverMultistepScheduler
     sched = DPMSolverMultistepScheduler.from_config(models.scheduler.config, algorithm_type="sde-dpmsolver++", solver_order=2)
-    p = LEditsPPPipelineStableDiffusion(vae=models.vae, text_encoder=models.text_encoder, tokenizer=models.tokenizer,
-                                        unet=models.unet, scheduler=sched, safety_checker=None, feature_extractor=None,
-                                        requires_safety_checker=False)
-    p.set_progress_bar_config(disable=True)
-    return p
-
-
-def timed(f):
-    t0 = time.perf_counter(); out = f(); return out, time.perf_counter() - t0
+    return reference_pipeline(models, LEditsPPPipelineStableDiffusion, scheduler=sched)
 
 
 def main(argv=None):

@@ -9,7 +9,6 @@ Same parts as SD 1.x, scaled down for 64x64 ToyWorld images:
 """
 from __future__ import annotations
 from pathlib import Path
-import torch
 
 __all__ = ["TOY_PATH", "WORDS", "VAE", "UNET", "SCHEDULER", "new_vae", "new_unet", "new_text_encoder",
            "write_tokenizer", "save_pipeline"]

@@ -13,7 +13,7 @@ resumes where it stopped (`fit_one_cycle(..., start_epoch=k)` keeps the LR sched
   concept prompts LEDITS++ uses).
 """
 from __future__ import annotations
-import copy, json, math, time
+import copy, json, time
 from pathlib import Path
 import numpy as np
 import torch
@@ -334,7 +334,6 @@ def train_judge(ckpt_dir, *, epochs=6, iters=150, bs=64, lr=3e-3, pool=8_000, se
 @torch.no_grad()
 def judge_accuracy(judge, seeds, *, augmented=False) -> dict:
     "Per-attribute accuracy of `judge` on the renders of `seeds` (optionally augmented)."
-    from .toyworld import ATTRIBUTES
     x, y = images_of(seeds), labels_of(seeds)
     if augmented: x = augment(x, torch.Generator().manual_seed(1))
     logits = judge.net.eval()(x)

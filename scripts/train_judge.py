@@ -2,7 +2,8 @@
 
     python scripts/train_judge.py --ckpt runs/judge
 
-Seeded; resumable per epoch. Measured for the shipped weights: 2-core CPU, ~6 min
+Seeded; resumable per epoch. Measured for the shipped weights: 2-core CPU, 1 thread (beside another
+training job), 11 min
 (900 steps at batch 64 on 8,000 pre-rendered scenes, with blur/jitter/noise augmentation).
 """
 import argparse, sys, time

@@ -1,13 +1,12 @@
 """LEDITS++ helpers: exact inversion (both solvers), the edit maths and masks, processors restored, bad input."""
 import dataclasses
-import numpy as np
 import pytest
 import torch
 from course_utils.ledits import (EditConcept, make_concepts, ddpm_invert, ledits_edit, edit_vector, concept_mask,
                                  _gaussian_3x3, _quantile_mask)
-from course_utils.attention import CrossAttentionStore, capture_cross_attention
+from course_utils.attention import capture_cross_attention
 from course_utils.metrics import HELD_OUT
-from course_utils.toyworld import random_scene, render, EDITS
+from course_utils.toyworld import random_scene, render
 
 rmse = lambda a, b: (a - b).pow(2).mean().sqrt().item()
 

@@ -1,7 +1,7 @@
 "ToyWorld: specs, captions, the renderer's masks, and edits with exact ground truth."
 import numpy as np
 import pytest
-from course_utils.toyworld import (random_scene, render, EDITS, SINGLE_EDITS, Scene, Obj, ATTRIBUTES,
+from course_utils.toyworld import (random_scene, render, EDITS, Scene, Obj, ATTRIBUTES,
                                    object_phrase, changed_entities)
 
 SEEDS = range(40)

@@ -1,6 +1,5 @@
 """The training pieces: tokenizer, captions, safetensors checkpoints that resume, EMA, a real (tiny) fit."""
 import numpy as np
-import pytest
 import torch
 from torch import nn
 from transformers import CLIPTokenizer

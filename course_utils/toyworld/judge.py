@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-import torch.nn.functional as F
 from PIL import Image
 from .scene import ATTRIBUTES, Scene
 
