@@ -10,9 +10,12 @@ Stages (each resumes from its safetensors checkpoint in --ckpt, and is skipped o
    captions at every step (10 % empty, 20 % partial); offset noise (0.1) from epoch 12 on.
 3. Export the EMA weights with `StableDiffusionPipeline.save_pretrained` (safetensors).
 
-Seeded throughout (seed 0). Measured for the shipped weights: a 2-core CPU (no GPU), torch
-2.15, stage 1 in ~13 min (2,000 steps at batch 16), stage 2 in ~55 min (6,000 steps at batch
-32). See README.md for the resulting numbers (`benchmarks/engine.py`).
+Seeded throughout (seed 0). Measured for the shipped weights, on a 2-core CPU (no GPU), torch
+2.15, sharing the CPU at times with the judge's training and with tests:
+stage 1 29 min (2,000 steps at batch 16); stage 1b 9 min (1,500 steps at batch 16, run as
+`--decoder-epochs 6`); stage 2 66 min (latents of 12,000 scenes in 3 min, then 6,000 steps at
+batch 32, ~0.6 s a step). About 1 h 45 min in all. The run was stopped once and resumed (epoch
+12 of stage 2). Results: README.md, from `benchmarks/engine.py`.
 """
 import argparse, sys, time
 from pathlib import Path
@@ -26,7 +29,7 @@ def main(argv=None):
     ap.add_argument("--ckpt", default="runs/toy-sd", help="checkpoint folder (resume from here)")
     ap.add_argument("--out", default=str(toymodel.TOY_PATH), help="where to write the diffusers folder")
     ap.add_argument("--vae-epochs", type=int, default=8)
-    ap.add_argument("--decoder-epochs", type=int, default=10)
+    ap.add_argument("--decoder-epochs", type=int, default=6)
     ap.add_argument("--unet-epochs", type=int, default=24)
     ap.add_argument("--iters", type=int, default=250, help="steps per epoch (a checkpoint per epoch)")
     ap.add_argument("--pool", type=int, default=12_000, help="scenes whose latents the UNet trains on")
