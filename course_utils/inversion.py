@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from .latents import image_to_latents, pil_to_tensor
+from .latents import image_to_latents, pil_to_tensor, image_size
 from .text import as_prompt_list, encode_prompt, encode_cfg_prompts
 from .guidance import cfg
 
@@ -51,7 +51,7 @@ def check_unit_interval(name, value, *, closed_right=False):
 
 def check_image(models, image):
     "A PIL RGB image (or 1x3xHxW tensor in [-1, 1]) of the size the model was built for -> 1x3xHxW tensor."
-    size = int(models.vae.config.sample_size)
+    size = image_size(models)
     if isinstance(image, torch.Tensor):
         if image.ndim != 4 or image.shape[1] != 3 or tuple(image.shape[2:]) != (size, size):
             raise ValueError(f"expected a Bx3x{size}x{size} tensor, got {tuple(image.shape)}")
