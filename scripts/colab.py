@@ -1,0 +1,84 @@
+"""Colab set-up: a first cell in every lesson, and "Open in Colab" links in the README.
+
+    python scripts/colab.py OWNER/NAME [--branch main]
+
+OWNER/NAME is the course's public GitHub repository. The script
+
+* puts (or replaces) a first code cell, tagged `colab-setup`, in every `notebooks/*.ipynb`: on
+  Colab it clones the repository, installs `course_utils` from it and moves into `notebooks/`
+  (so `../images/` resolves); anywhere else it does nothing;
+* writes the table of badges between `<!-- colab-links -->` and `<!-- /colab-links -->` in
+  README.md.
+
+Run it once when the repository is published (or moved), then re-run the lessons
+(`python scripts/nbtools.py run notebooks/*.ipynb`) so that the saved outputs stay in order.
+"""
+from __future__ import annotations
+import argparse, re, sys
+from pathlib import Path
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+TAG = "colab-setup"
+BEGIN, END = "<!-- colab-links -->", "<!-- /colab-links -->"
+
+CELL = '''\
+# On Colab: fetch the course and install its helpers. Anywhere else this cell does nothing.
+import os, sys, subprocess
+if "google.colab" in sys.modules:
+    if not os.path.isdir("/content/course"):
+        subprocess.run(["git", "clone", "--depth", "1", "--branch", "{branch}",
+                        "https://github.com/{repo}", "/content/course"], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/course"], check=True)
+    sys.path.insert(0, "/content/course")  # importable before the runtime restarts
+    os.chdir("/content/course/notebooks")'''
+
+
+def check_repo(repo: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", repo):
+        raise ValueError(f"give the repository as OWNER/NAME (e.g. my-org/diffusion-editing-course), got {repo!r}")
+    return repo
+
+
+def setup_cell_source(repo: str, branch: str = "main") -> str:
+    return CELL.format(repo=check_repo(repo), branch=branch)
+
+
+def stamp_notebook(path: Path, repo: str, branch: str = "main") -> None:
+    "Insert the set-up cell first in the notebook at `path`, replacing an earlier one."
+    nb = nbformat.read(path, as_version=4)
+    nb.cells = [c for c in nb.cells if TAG not in c.metadata.get("tags", [])]
+    nb.cells.insert(0, nbformat.v4.new_code_cell(setup_cell_source(repo, branch), metadata={"tags": [TAG]}))
+    nbformat.write(nb, path)
+
+
+def links_table(repo: str, notebooks: list[Path], branch: str = "main") -> str:
+    badge = "https://colab.research.google.com/assets/colab-badge.svg"
+    rows = [f"| `{p.name}` | [![Open in Colab]({badge})](https://colab.research.google.com/github/{check_repo(repo)}"
+            f"/blob/{branch}/notebooks/{p.name}) |" for p in notebooks]
+    return "\n".join(["| lesson | |", "|---|---|", *rows])
+
+
+def stamp_readme(path: Path, repo: str, notebooks: list[Path], branch: str = "main") -> None:
+    text = path.read_text()
+    if BEGIN not in text or END not in text:
+        raise ValueError(f"{path} has no {BEGIN} ... {END} block to fill")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(f"{head}{BEGIN}\n{links_table(repo, notebooks, branch)}\n{END}{tail}")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("repo", help="OWNER/NAME of the course's GitHub repository")
+    ap.add_argument("--branch", default="main")
+    a = ap.parse_args(argv)
+    notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    for p in notebooks: stamp_notebook(p, a.repo, a.branch)
+    stamp_readme(ROOT / "README.md", a.repo, notebooks, a.branch)
+    print(f"stamped {len(notebooks)} notebooks and README.md for github.com/{a.repo} ({a.branch}); "
+          f"now re-run them: python scripts/nbtools.py run notebooks/*.ipynb")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
