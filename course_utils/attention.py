@@ -5,7 +5,7 @@ Cross-attention lets each latent pixel (a query) attend to the prompt's tokens (
     A = softmax(Q K^T / sqrt(d))        shape (batch x heads) x pixels x tokens
 
 `A[:, p, j]` is how much pixel p reads token j. LEDITS++ builds its mask M1 from these maps at
-latent/4 resolution, averaged over heads and layers. We capture them by installing, on every
+latent/4 resolution, averaged over heads and over the layers of the down and up blocks. We capture them by installing, on every
 cross-attention layer (`attn2`), a processor that computes attention the classic way and keeps
 `A` when its pixel count matches the resolution asked for — via `unet.set_attn_processor`, never
 by patching modules — and put the original processors back on exit, even after an error.
@@ -14,7 +14,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 import torch
 
-__all__ = ["CrossAttentionStore", "StoreCrossAttnProcessor", "capture_cross_attention"]
+__all__ = ["CrossAttentionStore", "StoreCrossAttnProcessor", "capture_cross_attention", "PLACES"]
 
 
 class CrossAttentionStore:
@@ -68,13 +68,20 @@ class StoreCrossAttnProcessor:
         return hidden_states / attn.rescale_output_factor
 
 
+PLACES = ("down", "mid", "up")
+
+
 @contextmanager
-def capture_cross_attention(unet, hw: tuple[int, int]):
-    """Within the block, every cross-attention layer stores its maps of resolution `hw` in the
-    yielded `CrossAttentionStore`; the UNet's own processors are restored on exit."""
+def capture_cross_attention(unet, hw: tuple[int, int], places=("down", "up")):
+    """Within the block, the cross-attention layers of the UNet's `places` store their maps of
+    resolution `hw` in the yielded `CrossAttentionStore`; the UNet's own processors are restored
+    on exit. LEDITS++ (and diffusers' pipeline) listen to the down and up blocks, not the mid block."""
+    if not places or set(places) - set(PLACES):
+        raise ValueError(f"places must be some of {PLACES}, got {places!r}")
     original = dict(unet.attn_processors)
     store = CrossAttentionStore(hw)
-    unet.set_attn_processor({name: StoreCrossAttnProcessor(store) if name.endswith("attn2.processor") else proc
+    listen = lambda name: name.endswith("attn2.processor") and name.split("_")[0] in places  # "down_blocks.0..." -> "down"
+    unet.set_attn_processor({name: StoreCrossAttnProcessor(store) if listen(name) else proc
                              for name, proc in original.items()})
     try:
         yield store

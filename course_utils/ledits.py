@@ -16,7 +16,8 @@ per concept c_i; each concept gives an edit vector, masked:
 
     g_i = ± s_i (ε(x_t, c_i) − u)                 (− for reverse: remove the concept)
     M2_i = |g_i| summed over channels >= its λ_i-quantile
-    M1_i = cross-attention map of c_i's tokens (latent/4, heads and layers averaged, 3x3 Gaussian)
+    M1_i = cross-attention map of c_i's tokens (latent/4, averaged over heads and the down and up
+           blocks' layers, 3x3 Gaussian)
            >= its λ_i-quantile, upsampled to the latent grid
     ε̂ = u + Σ_i M1_i · M2_i · g_i                 (intersection only for t <= 800, as diffusers)
 
@@ -237,7 +238,7 @@ def ledits_edit(models, inversion: LeditsInversion, concepts, *, use_cross_attn_
     use_m1 = bool(concepts) and (use_cross_attn_mask or use_intersect_mask)
     rec = {k: torch.zeros(len(ts), len(concepts), h, w) for k in MASK_TYPES} if record_masks else None
     x = inversion.xts[0]
-    with capture_cross_attention(models.unet, (h // 4, w // 4)) if use_m1 else nullcontext() as store:
+    with capture_cross_attention(models.unet, (h // 4, w // 4), ("down", "up")) if use_m1 else nullcontext() as store:
         for k, t in enumerate(tqdm(ts, desc="LEDITS++ edit", disable=not progress, leave=False)):
             if store is not None: store.clear()
             eps = models.unet(x.expand(len(emb), -1, -1, -1), t, encoder_hidden_states=emb).sample  # ONE call: 1 + N rows

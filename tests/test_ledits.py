@@ -80,6 +80,13 @@ def test_cross_attention_store_and_processors_restored(random_models):
     assert maps.shape == (2, 4, 4, random_models.tokenizer.model_max_length)
     assert torch.allclose(maps.sum(-1), torch.ones(2, 4, 4), atol=1e-5)  # softmax over tokens
     assert all(before[k] is v for k, v in unet.attn_processors.items())
+    n_layers = {}
+    for places in (("down", "up"), ("mid",), ("down", "mid", "up")):
+        with capture_cross_attention(unet, (4, 4), places) as store:
+            unet(torch.randn(1, 4, 16, 16), 500, encoder_hidden_states=emb[:1]); n_layers[places] = len(store.maps)
+    assert n_layers[("mid",)] == 1 and n_layers[("down", "mid", "up")] == n_layers[("down", "up")] + 1  # mid left out by default
+    with pytest.raises(ValueError, match="places"):
+        with capture_cross_attention(unet, (4, 4), ("middle",)): pass
     with pytest.raises(RuntimeError, match="latent/4"):
         with capture_cross_attention(unet, (3, 3)) as store:
             unet(torch.randn(1, 4, 16, 16), 500, encoder_hidden_states=emb[:1]); store.mean()
