@@ -23,7 +23,7 @@ from course_utils import load_models
 from course_utils.diffedit import diffedit_mask, diffedit_mask_single_prompt, diffedit
 from course_utils.metrics import iou, edit_scores, held_out_edits
 from course_utils.toyworld import render, load_judge
-from common import timed, reference_pipeline
+from common import timed
 
 KINDS = ("color", "texture", "shape")
 
@@ -35,8 +35,8 @@ def up(mask16) -> np.ndarray:
 
 def reference_pipeline_diffedit(models):
     from diffusers import StableDiffusionDiffEditPipeline, DDIMInverseScheduler
-    return reference_pipeline(models, StableDiffusionDiffEditPipeline,
-                              inverse_scheduler=DDIMInverseScheduler.from_config(models.scheduler.config))
+    return models.pipeline(StableDiffusionDiffEditPipeline,
+                           inverse_scheduler=DDIMInverseScheduler.from_config(models.scheduler.config))
 
 
 def main(argv=None):

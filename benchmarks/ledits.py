@@ -1,13 +1,14 @@
 """LEDITS++ on the tiny model: exactness of the inversions, and edits vs diffusers' pipeline.
 
-    python benchmarks/ledits.py [--n 12] [--steps 20] [--scale 6] [--threshold 0.8]
+    python benchmarks/ledits.py [--n 12] [--steps 20] [--skip 0.3] [--scale S] [--threshold L]
 
 1. Reconstruction (no edit), latent RMSE against the image's latents, over several held-out
    images: this course's `ddpm_invert` + `ledits_edit` for both solvers; diffusers'
    `LEditsPPPipelineStableDiffusion` (invert + call without concepts, SDE-DPM-Solver++ as its docs
    use — with DDIMScheduler diffusers 0.42's `invert` crashes); and DDIM inversion (lesson 3).
 2. Edits on held-out single (colour, texture, add/remove accessory) and double edits (colour +
-   accessory), the same concepts, scales, thresholds and steps for both implementations:
+   accessory), the same concepts, scales, thresholds and steps for both implementations (the
+   tiny model's settings per kind of concept, `metrics.TOY_LEDITS`, unless --scale/--threshold):
    success (judge AND closer to the target in the region), PSNR outside the region, IoU of the
    last step's mask with the region (ours), and the time ratio ours / diffusers.
 """
@@ -22,31 +23,25 @@ import torch.nn.functional as F
 from course_utils import load_models
 from course_utils.diffedit import diffedit
 from course_utils.latents import image_to_latents
-from course_utils.ledits import ddpm_invert, ledits_edit, make_concepts
-from course_utils.metrics import edit_scores, held_out_edits, held_out_scenes, iou
+from course_utils.ledits import ddpm_invert, ledits_edit, diffusers_ledits
+from course_utils.metrics import edit_scores, held_out_edits, held_out_scenes, iou, toy_concepts, TOY_LEDITS, TOY_LEDITS_SKIP
 from course_utils.toyworld import render, load_judge
-from common import timed, reference_pipeline
+from common import timed
 
 SINGLE = ("color", "texture", "add_accessory", "remove_accessory")
-
-
-def reference(models):
-    from diffusers import LEditsPPPipelineStableDiffusion, DPMSolverMultistepScheduler
-    sched = DPMSolverMultistepScheduler.from_config(models.scheduler.config, algorithm_type="sde-dpmsolver++", solver_order=2)
-    return reference_pipeline(models, LEditsPPPipelineStableDiffusion, scheduler=sched)
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=12, help="held-out edits per kind")
     ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--skip", type=float, default=0.15)
-    ap.add_argument("--scale", type=float, default=6.0)
-    ap.add_argument("--threshold", type=float, default=0.8)
+    ap.add_argument("--skip", type=float, default=TOY_LEDITS_SKIP)
+    ap.add_argument("--scale", type=float, help="one edit scale for every concept (default: per kind, TOY_LEDITS)")
+    ap.add_argument("--threshold", type=float, help="one threshold for every concept (default: per kind)")
     ap.add_argument("--model", default="toy", help="'toy' or a diffusers folder")
     a = ap.parse_args(argv)
     m, judge = load_models(a.model, device="cpu"), load_judge()
-    ref = reference(m)
+    ref = diffusers_ledits(m)
     rmse = lambda x, y: (x - y).pow(2).mean().sqrt().item()
 
     print(f"1. reconstruction without edits: latent RMSE vs the image's latents ({a.steps} steps, 8 held-out images)")
@@ -65,7 +60,9 @@ def main(argv=None):
         rec["DDIM inversion"].append(rmse(z, x0))
     for k, v in rec.items(): print(f"  {k:>20}: mean {np.mean(v):.2e}, max {np.max(v):.2e}")
 
-    print(f"\n2. edits: {a.n} held-out edits per kind, {a.steps} steps, skip {a.skip}, scale {a.scale}, threshold {a.threshold},"
+    settings = {k: {**v, **({"scale": a.scale} if a.scale else {}), **({"threshold": a.threshold} if a.threshold else {})}
+                for k, v in TOY_LEDITS.items()}
+    print(f"\n2. edits: {a.n} held-out edits per kind, {a.steps} steps, skip {a.skip}, {settings},"
           f" cross-attention + intersection masks")
     print(f"{'kind':>22} | {'ours: success  PSNR  IoU':>25} | {'diffusers: success  PSNR':>25} | time ours/diffusers")
     totals = {"single": [], "double": []}
@@ -73,11 +70,10 @@ def main(argv=None):
         ours, theirs, t_ours, t_theirs, ious = [], [], 0.0, 0.0, []
         for e in held_out_edits(kind, a.n, offset=80_000):
             im = render(e.source).image
-            texts, rev = [t for t, _ in e.concepts], [r for _, r in e.concepts]
+            concepts = toy_concepts(e, settings)
             def run_ours():
                 inv = ddpm_invert(m, im, num_inversion_steps=a.steps, skip=a.skip, solver="dpmpp", progress=False)
-                return ledits_edit(m, inv, make_concepts(texts, scale=a.scale, reverse=rev, threshold=a.threshold),
-                                   record_masks=True, progress=False)
+                return ledits_edit(m, inv, concepts, record_masks=True, progress=False)
             (out, masks), t = timed(run_ours); t_ours += t
             ours.append(edit_scores(e, out, judge))
             final = masks["mask"][-1].amax(0)  # union over concepts at the last step
@@ -85,9 +81,9 @@ def main(argv=None):
             def run_theirs():
                 g = torch.Generator().manual_seed(0)
                 ref.invert(image=im, num_inversion_steps=a.steps, skip=a.skip, generator=g)
-                return ref(editing_prompt=texts, reverse_editing_direction=rev, edit_guidance_scale=[a.scale] * len(texts),
-                           edit_threshold=[a.threshold] * len(texts), use_cross_attn_mask=True, use_intersect_mask=True,
-                           generator=g).images[0]
+                return ref(editing_prompt=[c.prompt for c in concepts], reverse_editing_direction=[c.reverse for c in concepts],
+                           edit_guidance_scale=[c.scale for c in concepts], edit_threshold=[c.threshold for c in concepts],
+                           use_cross_attn_mask=True, use_intersect_mask=True, generator=g).images[0]
             out, t = timed(run_theirs); t_theirs += t
             theirs.append(edit_scores(e, out, judge))
         mean = lambda rows, k: float(np.mean([r[k] for r in rows]))

@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from course_utils import load_models, generate
 from course_utils.metrics import held_out_scenes
-from common import reference_pipeline
 
 
 class UNetClock:
@@ -37,7 +36,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     from diffusers import StableDiffusionPipeline
     m = load_models(a.model, device="cpu")
-    pipe = reference_pipeline(m, StableDiffusionPipeline)
+    pipe = m.pipeline(StableDiffusionPipeline)
     prompts = [s.caption for s in held_out_scenes(a.batch)]
     runs = {
         "course_utils.generate": lambda: generate(m, prompts, guidance_scale=7.5, num_inference_steps=a.steps, seed=0, progress=False),

@@ -39,7 +39,7 @@ from .latents import latents_to_pil
 from .text import as_prompt_list, encode_prompt
 
 __all__ = ["EditConcept", "make_concepts", "LeditsInversion", "ddpm_invert", "ledits_edit", "edit_vector", "concept_mask",
-           "SOLVERS", "MASK_TYPES"]
+           "diffusers_ledits", "SOLVERS", "MASK_TYPES"]
 
 SOLVERS = ("ddpm", "dpmpp")
 MASK_TYPES = ("M1", "M2", "mask")
@@ -259,3 +259,12 @@ def ledits_edit(models, inversion: LeditsInversion, concepts, *, use_cross_attn_
     image = latents_to_pil(models, x)[0]
     out = (image,) + ((x,) if return_latents else ()) + ((rec,) if record_masks else ())
     return out if len(out) > 1 else image
+
+
+def diffusers_ledits(models):
+    """diffusers' `LEditsPPPipelineStableDiffusion` on the same modules, with the SDE-DPM-Solver++ of
+    its docs, to compare with. (With DDIMScheduler, diffusers 0.42's `invert` fails: it calls
+    `add_noise` with a float timestep tensor, which cannot index `alphas_cumprod`.)"""
+    from diffusers import LEditsPPPipelineStableDiffusion, DPMSolverMultistepScheduler
+    sched = DPMSolverMultistepScheduler.from_config(models.scheduler.config, algorithm_type="sde-dpmsolver++", solver_order=2)
+    return models.pipeline(LEditsPPPipelineStableDiffusion, scheduler=sched)

@@ -71,6 +71,16 @@ class Models:
                 with _quiet_diffusers(): m.to(self.dtype)  # diffusers 0.42 warns on every dtype cast
         return self
 
+    def pipeline(self, cls=None, **parts):
+        """diffusers' own pipeline `cls` (default `StableDiffusionPipeline`) on these very modules, to
+        compare with; extra or replaced parts as keywords (`scheduler=...`, `inverse_scheduler=...`)."""
+        if cls is None: from diffusers import StableDiffusionPipeline as cls
+        base = dict(vae=self.vae, text_encoder=self.text_encoder, tokenizer=self.tokenizer, unet=self.unet,
+                    scheduler=self.scheduler, safety_checker=None, feature_extractor=None)
+        p = cls(**{**base, **parts}, requires_safety_checker=False)
+        p.set_progress_bar_config(disable=True)
+        return p
+
 
 @contextmanager
 def _quiet_diffusers():

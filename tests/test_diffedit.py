@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 from course_utils.diffedit import diffedit_mask, diffedit_mask_single_prompt, diffedit, img2img
 from course_utils.inversion import ddim_invert
-from course_utils.metrics import iou, HELD_OUT
+from course_utils.metrics import HELD_OUT
 from course_utils.toyworld import random_scene, render, EDITS
 
 

@@ -56,10 +56,7 @@ def models():
 
 @pytest.fixture(scope="module")
 def pipe(models):
-    from diffusers import StableDiffusionPipeline
-    return StableDiffusionPipeline(vae=models.vae, text_encoder=models.text_encoder, tokenizer=models.tokenizer,
-                                   unet=models.unet, scheduler=models.scheduler, safety_checker=None,
-                                   feature_extractor=None, requires_safety_checker=False)
+    return models.pipeline()
 
 
 @needs_model
