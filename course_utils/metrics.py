@@ -3,7 +3,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["psnr", "iou", "held_out_scenes", "prompt_adherence", "edit_scores", "held_out_edits"]
+__all__ = ["psnr", "iou", "held_out_scenes", "prompt_adherence", "edit_scores", "held_out_edits", "TOY_LEDITS",
+           "TOY_LEDITS_SKIP", "concept_kind", "toy_concepts"]
 
 HELD_OUT = 10_000_000  # ToyWorld seeds >= this were never trained on (see training.py)
 
@@ -79,3 +80,24 @@ def held_out_edits(kind: str, n: int, offset: int = 30_000) -> list:
         except ValueError: pass
         i += 1
     return out
+
+
+# LEDITS++ on the tiny model: settings per kind of concept, chosen on held-out edits (offset 90_000,
+# 12 per kind; the lessons and benchmarks measure on others). Stripes need a far larger scale than
+# colours; skip = 0.3 (edit from a less noisy latent) keeps more of the image.
+TOY_LEDITS = {"color": dict(scale=8.0, threshold=0.8), "texture": dict(scale=25.0, threshold=0.8),
+              "accessory": dict(scale=10.0, threshold=0.8)}
+TOY_LEDITS_SKIP = 0.3
+
+
+def concept_kind(text: str) -> str:
+    "Which kind of ToyWorld concept a prompt names: 'accessory', 'texture' or 'color'."
+    words = text.split()
+    return "accessory" if {"hat", "sunglasses"} & set(words) else "texture" if "striped" in words else "color"
+
+
+def toy_concepts(edit, settings: dict | None = None) -> list:
+    "A ToyWorld edit's LEDITS++ concepts with the tiny model's settings for each (see TOY_LEDITS)."
+    from .ledits import EditConcept
+    settings = settings or TOY_LEDITS
+    return [EditConcept(text, reverse=rev, **settings[concept_kind(text)]) for text, rev in edit.concepts]
