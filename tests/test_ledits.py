@@ -5,7 +5,7 @@ import torch
 from course_utils.ledits import (EditConcept, make_concepts, ddpm_invert, ledits_edit, edit_vector, concept_mask,
                                  _gaussian_3x3, _quantile_mask)
 from course_utils.attention import capture_cross_attention
-from course_utils.metrics import HELD_OUT
+from course_utils.metrics import HELD_OUT, TOY_LEDITS, concept_kind, held_out_edits, toy_concepts
 from course_utils.toyworld import random_scene, render
 
 rmse = lambda a, b: (a - b).pow(2).mean().sqrt().item()
@@ -45,6 +45,16 @@ def test_edit_vector_direction_and_scale():
     u, c = torch.randn(1, 4, 8, 8), torch.randn(1, 4, 8, 8)
     assert torch.allclose(edit_vector(u, c, EditConcept("x", scale=3)), 3 * (c - u))
     assert torch.allclose(edit_vector(u, c, EditConcept("x", scale=3, reverse=True)), -3 * (c - u))
+
+
+def test_toy_settings_follow_the_kind_of_each_concept():
+    assert [concept_kind(t) for t in ("a thing with a hat on the left", "a thing with sunglasses on the right",
+                                      "a striped thing on the right", "a green thing on the left")] == \
+        ["accessory", "accessory", "texture", "color"]
+    e = held_out_edits("color_and_accessory", 1)[0]         # new colour, old colour (reverse), accessory
+    cs = toy_concepts(e)
+    assert [(c.prompt, c.reverse) for c in cs] == e.concepts
+    assert [c.scale for c in cs] == [TOY_LEDITS["color"]["scale"]] * 2 + [TOY_LEDITS["accessory"]["scale"]]
 
 
 def test_masks_on_a_known_attention_map():
