@@ -21,15 +21,24 @@ def show_images(images, titles=None, suptitle=None, size=2.2, cols=None):
     return fig
 
 
-def overlay_mask(image, mask, color=(255, 0, 255), alpha=0.5) -> np.ndarray:
-    "HxWx3 uint8: `image` with the bool/float `mask` (any size; resized to the image) tinted in `color`."
+def overlay_mask(image, mask, color=(255, 0, 255), dim=0.6) -> np.ndarray:
+    """HxWx3 uint8: `image` seen through `mask` (bool or soft in [0, 1], any size; resized to the image).
+
+    Outside the mask the image is dimmed by `dim` (in proportion for a soft mask) and the mask's
+    edge (level 0.5) is drawn in `color`; inside, the image keeps its own colours, so a mask over
+    an object of any colour stays readable."""
     from PIL import Image
-    img = np.asarray(image.convert("RGB"), np.float32)
+    img = np.asarray(image.convert("RGB"), np.float32) if hasattr(image, "convert") else np.asarray(image, np.float32)
     m = np.asarray(mask, np.float32)
+    if m.ndim != 2: raise ValueError(f"mask must be 2-D (H x W), got shape {m.shape}")
     if m.shape != img.shape[:2]:
-        m = np.asarray(Image.fromarray((m * 255).astype(np.uint8)).resize(img.shape[1::-1], Image.NEAREST), np.float32) / 255
-    a = alpha * m[..., None]
-    return (img * (1 - a) + np.array(color, np.float32) * a).round().astype(np.uint8)
+        m = np.asarray(Image.fromarray((m.clip(0, 1) * 255).astype(np.uint8)).resize(img.shape[1::-1], Image.NEAREST),
+                       np.float32) / 255
+    out = img * (1 - dim * (1 - m.clip(0, 1)))[..., None]
+    inside = np.pad(m > 0.5, 1, mode="edge")
+    core = inside[1:-1, 1:-1] & inside[:-2, 1:-1] & inside[2:, 1:-1] & inside[1:-1, :-2] & inside[1:-1, 2:]
+    out[inside[1:-1, 1:-1] & ~core] = color                     # the edge: inside, with a neighbour outside
+    return out.round().astype(np.uint8)
 
 
 def show_masks(image, masks: dict, suptitle=None, size=2.2):

@@ -1,0 +1,29 @@
+"Figures: masks drawn over images stay readable; rows of images get their titles."
+import numpy as np
+import pytest
+from PIL import Image
+from course_utils.plotting import overlay_mask, show_images
+
+
+def test_overlay_keeps_the_inside_dims_the_outside_and_draws_the_edge():
+    img = Image.fromarray(np.full((8, 8, 3), 200, np.uint8))
+    mask = np.zeros((8, 8), bool); mask[2:6, 2:6] = True
+    out = overlay_mask(img, mask, color=(255, 0, 255), dim=0.5)
+    assert out.shape == (8, 8, 3) and out.dtype == np.uint8
+    assert (out[3:5, 3:5] == 200).all()                        # inside: the image's own colours
+    assert (out[0, 0] == 100).all()                            # outside: dimmed
+    assert (out[2, 2:6] == (255, 0, 255)).all() and (out[3, 2] == (255, 0, 255)).all()  # the edge
+    assert (out[1, 2] == 100).all()                            # the edge is drawn inside the mask only
+
+
+def test_overlay_resizes_coarse_masks_and_refuses_bad_ones():
+    img = Image.fromarray(np.full((16, 16, 3), 100, np.uint8))
+    coarse = np.zeros((4, 4)); coarse[0, 0] = 1               # a 4x4 attention-style mask
+    out = overlay_mask(img, coarse)
+    assert (out[1:3, 1:3] == 100).all() and out[8:, 8:].max() < 100
+    with pytest.raises(ValueError, match="2-D"): overlay_mask(img, np.zeros((4, 4, 3)))
+
+
+def test_show_images_titles_every_panel():
+    fig = show_images([np.zeros((4, 4, 3), np.uint8)] * 3, ["a", "b", "c"], "row", cols=2)
+    assert [ax.get_title() for ax in fig.axes[:3]] == ["a", "b", "c"] and fig._suptitle.get_text() == "row"
