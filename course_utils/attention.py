@@ -5,10 +5,11 @@ Cross-attention lets each latent pixel (a query) attend to the prompt's tokens (
     A = softmax(Q K^T / sqrt(d))        shape (batch x heads) x pixels x tokens
 
 `A[:, p, j]` is how much pixel p reads token j. LEDITS++ builds its mask M1 from these maps at
-latent/4 resolution, averaged over heads and over the layers of the down and up blocks. We capture them by installing, on every
-cross-attention layer (`attn2`), a processor that computes attention the classic way and keeps
-`A` when its pixel count matches the resolution asked for — via `unet.set_attn_processor`, never
-by patching modules — and put the original processors back on exit, even after an error.
+latent/4 resolution, averaged over heads and over the layers of the down and up blocks. We
+capture them by installing, on those cross-attention layers (`attn2`), a processor that computes
+attention the classic way and keeps `A` when its pixel count matches the resolution asked for —
+via `unet.set_attn_processor`, never by patching modules — and put the original processors back
+on exit, even after an error.
 """
 from __future__ import annotations
 from contextlib import contextmanager

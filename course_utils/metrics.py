@@ -92,8 +92,10 @@ TOY_LEDITS_SKIP = 0.3
 
 def concept_kind(text: str) -> str:
     "Which kind of ToyWorld concept a prompt names: 'accessory', 'texture' or 'color'."
-    words = text.split()
-    return "accessory" if {"hat", "sunglasses"} & set(words) else "texture" if "striped" in words else "color"
+    from .toyworld import ACCESSORIES, TEXTURES
+    words = set(text.split())
+    return ("accessory" if words & (set(ACCESSORIES) - {"none"}) else
+            "texture" if words & (set(TEXTURES) - {"plain"}) else "color")
 
 
 def toy_concepts(edit, settings: dict | None = None) -> list:
