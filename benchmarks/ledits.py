@@ -21,9 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from course_utils import load_models
-from course_utils.diffedit import diffedit
-from course_utils.latents import image_to_latents
-from course_utils.ledits import ddpm_invert, ledits_edit, diffusers_ledits
+from course_utils.ledits import ddpm_invert, ledits_edit, diffusers_ledits, reconstruction_errors
 from course_utils.metrics import edit_scores, held_out_edits, held_out_scenes, iou, toy_concepts, TOY_LEDITS, TOY_LEDITS_SKIP
 from course_utils.toyworld import render, load_judge
 from common import timed
@@ -42,23 +40,11 @@ def main(argv=None):
     a = ap.parse_args(argv)
     m, judge = load_models(a.model, device="cpu"), load_judge()
     ref = diffusers_ledits(m)
-    rmse = lambda x, y: (x - y).pow(2).mean().sqrt().item()
 
-    print(f"1. reconstruction without edits: latent RMSE vs the image's latents ({a.steps} steps, 8 held-out images)")
-    rec = {k: [] for k in ("ours ddpm", "ours dpmpp", "diffusers (dpmpp)", "DDIM inversion")}
-    for s in held_out_scenes(8, offset=70_000):
-        im = render(s).image
-        x0 = image_to_latents(m, im)
-        for solver in ("ddpm", "dpmpp"):
-            inv = ddpm_invert(m, im, num_inversion_steps=a.steps, skip=a.skip, solver=solver, progress=False)
-            rec[f"ours {solver}"].append(rmse(ledits_edit(m, inv, [], return_latents=True, progress=False)[1], x0))
-        ref.invert(image=im, num_inversion_steps=a.steps, skip=a.skip, generator=torch.Generator().manual_seed(0))
-        z = ref(editing_prompt=None, output_type="latent", generator=torch.Generator().manual_seed(0)).images
-        rec["diffusers (dpmpp)"].append(rmse(z, x0))
-        _, z = diffedit(m, im, "", np.ones((16, 16)), ratio=1.0, guidance_scale=1.0, num_inference_steps=a.steps,
-                        return_latents=True, progress=False)
-        rec["DDIM inversion"].append(rmse(z, x0))
-    for k, v in rec.items(): print(f"  {k:>20}: mean {np.mean(v):.2e}, max {np.max(v):.2e}")
+    print(f"1. reconstruction without edits: latent RMSE vs the image's latents ({a.steps} steps, skip {a.skip}, 8 held-out images)")
+    rec = reconstruction_errors(m, [render(s).image for s in held_out_scenes(8, offset=70_000)],
+                                num_inversion_steps=a.steps, skip=a.skip)
+    for k, v in rec.items(): print(f"  {k:>20}: mean {np.mean(v['rmse']):.2e}, max {np.max(v['rmse']):.2e}")
 
     settings = {k: {**v, **({"scale": a.scale} if a.scale else {}), **({"threshold": a.threshold} if a.threshold else {})}
                 for k, v in TOY_LEDITS.items()}

@@ -39,7 +39,7 @@ from .latents import latents_to_pil
 from .text import as_prompt_list, encode_prompt
 
 __all__ = ["EditConcept", "make_concepts", "LeditsInversion", "ddpm_invert", "ledits_edit", "edit_vector", "concept_mask",
-           "diffusers_ledits", "SOLVERS", "MASK_TYPES"]
+           "diffusers_ledits", "reconstruction_errors", "SOLVERS", "MASK_TYPES"]
 
 SOLVERS = ("ddpm", "dpmpp")
 MASK_TYPES = ("M1", "M2", "mask")
@@ -268,3 +268,38 @@ def diffusers_ledits(models):
     from diffusers import LEditsPPPipelineStableDiffusion, DPMSolverMultistepScheduler
     sched = DPMSolverMultistepScheduler.from_config(models.scheduler.config, algorithm_type="sde-dpmsolver++", solver_order=2)
     return models.pipeline(LEditsPPPipelineStableDiffusion, scheduler=sched)
+
+
+def reconstruction_errors(models, images, *, num_inversion_steps: int = 20, skip: float = 0.15) -> dict:
+    """Invert each image and rebuild it with no edit, four ways: ours (DDPM and SDE-DPM-Solver++),
+    diffusers' LEDITS++ pipeline, and DDIM inversion + decoding (lesson 3).
+
+    -> {name: {"rmse": latent RMSE against the image's latents, per image, "seconds": per image}}"""
+    import time
+    from .diffedit import diffedit
+    from .latents import image_to_latents
+    ref, n = diffusers_ledits(models), num_inversion_steps
+
+    def ours(solver):
+        return lambda im: ledits_edit(models, ddpm_invert(models, im, num_inversion_steps=n, skip=skip, solver=solver,
+                                                          progress=False), [], return_latents=True, progress=False)[1]
+
+    def theirs(im):
+        ref.invert(image=im, num_inversion_steps=n, skip=skip, generator=torch.Generator().manual_seed(0))
+        return ref(editing_prompt=None, output_type="latent", generator=torch.Generator().manual_seed(0)).images
+
+    def ddim(im):  # DiffEdit with a mask of ones and ratio 1: DDIM-invert all the way, decode with the empty prompt
+        h = models.unet.config.sample_size
+        return diffedit(models, im, "", torch.ones(h, h), ratio=1.0, guidance_scale=1.0, num_inference_steps=n,
+                        return_latents=True, progress=False)[1]
+
+    ways = {"DDPM (edit-friendly)": ours("ddpm"), "DPM-Solver++ 2M SDE": ours("dpmpp"), "diffusers LEDITS++": theirs,
+            "DDIM inversion": ddim}
+    out = {k: {"rmse": [], "seconds": []} for k in ways}
+    for im in images:
+        x0 = image_to_latents(models, im)
+        for name, rebuild in ways.items():
+            t0 = time.perf_counter(); z = rebuild(im)
+            out[name]["seconds"].append(time.perf_counter() - t0)
+            out[name]["rmse"].append((z.to(x0) - x0).pow(2).mean().sqrt().item())
+    return out

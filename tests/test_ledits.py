@@ -3,7 +3,7 @@ import dataclasses
 import pytest
 import torch
 from course_utils.ledits import (EditConcept, make_concepts, ddpm_invert, ledits_edit, edit_vector, concept_mask,
-                                 _gaussian_3x3, _quantile_mask)
+                                 reconstruction_errors, _gaussian_3x3, _quantile_mask)
 from course_utils.attention import capture_cross_attention
 from course_utils.metrics import HELD_OUT, TOY_LEDITS, concept_kind, held_out_edits, toy_concepts
 from course_utils.toyworld import random_scene, render
@@ -149,3 +149,11 @@ def test_bad_input_says_what_is_wrong(random_models, toy, image):
     small = dataclasses.replace(inv, xts=inv.xts[..., :8, :8], zs=inv.zs[..., :8, :8])
     with pytest.raises(ValueError, match="model's size"): ledits_edit(random_models, small, [], progress=False)
     with pytest.raises(TypeError, match="concept"): ledits_edit(random_models, inv, [3.0], progress=False)
+
+
+def test_reconstruction_table_ours_exact_beside_the_others(random_models, image):
+    res = reconstruction_errors(random_models, [image, image.transpose(0)], num_inversion_steps=4)
+    assert list(res) == ["DDPM (edit-friendly)", "DPM-Solver++ 2M SDE", "diffusers LEDITS++", "DDIM inversion"]
+    assert all(len(r["rmse"]) == len(r["seconds"]) == 2 for r in res.values())
+    assert max(res["DDPM (edit-friendly)"]["rmse"] + res["DPM-Solver++ 2M SDE"]["rmse"]) <= 1e-5
+    assert min(res["DDIM inversion"]["rmse"]) > 1e-4   # DDIM inversion is only approximate
