@@ -19,9 +19,10 @@ __all__ = ["CrossAttentionStore", "StoreCrossAttnProcessor", "capture_cross_atte
 
 
 class CrossAttentionStore:
-    "Collects cross-attention probabilities of one resolution; `mean()` -> B x h x w x tokens."
-    def __init__(self, hw: tuple[int, int]):
-        self.hw, self.maps = tuple(hw), []
+    """Collects cross-attention probabilities of one resolution; `mean()` -> B x h x w x tokens.
+    `detach=False` keeps them in the autograd graph (to train on them, see `training.finetune_attention`)."""
+    def __init__(self, hw: tuple[int, int], detach: bool = True):
+        self.hw, self.maps, self.detach = tuple(hw), [], detach
 
     def clear(self): self.maps = []
 
@@ -29,7 +30,7 @@ class CrossAttentionStore:
         "probs: (B*heads) x pixels x tokens; kept only at this store's resolution."
         if probs.shape[1] == self.hw[0] * self.hw[1]:
             b = probs.shape[0] // heads
-            self.maps.append(probs.detach().reshape(b, heads, *probs.shape[1:]).mean(1))  # mean over heads
+            self.maps.append((probs.detach() if self.detach else probs).reshape(b, heads, *probs.shape[1:]).mean(1))  # mean over heads
 
     def mean(self) -> torch.Tensor:
         "Average over the captured layers: B x h x w x tokens."
@@ -73,14 +74,14 @@ PLACES = ("down", "mid", "up")
 
 
 @contextmanager
-def capture_cross_attention(unet, hw: tuple[int, int], places=("down", "up")):
+def capture_cross_attention(unet, hw: tuple[int, int], places=("down", "up"), *, detach: bool = True):
     """Within the block, the cross-attention layers of the UNet's `places` store their maps of
     resolution `hw` in the yielded `CrossAttentionStore`; the UNet's own processors are restored
     on exit. LEDITS++ (and diffusers' pipeline) listen to the down and up blocks, not the mid block."""
     if not places or set(places) - set(PLACES):
         raise ValueError(f"places must be some of {PLACES}, got {places!r}")
     original = dict(unet.attn_processors)
-    store = CrossAttentionStore(hw)
+    store = CrossAttentionStore(hw, detach)
     listen = lambda name: name.endswith("attn2.processor") and name.split("_")[0] in places  # "down_blocks.0..." -> "down"
     unet.set_attn_processor({name: StoreCrossAttnProcessor(store) if listen(name) else proc
                              for name, proc in original.items()})

@@ -11,6 +11,10 @@ resumes where it stopped (`fit_one_cycle(..., start_epoch=k)` keeps the LR sched
   with c the text embedding of a caption; 10 % of captions are empty (for classifier-free
   guidance) and 20 % describe only part of the scene (one object or the background: the short
   concept prompts LEDITS++ uses).
+- Then both fine-tuned with an attention localisation term (cf. FastComposer's): the share of each
+  caption word's latent/4 cross-attention that falls outside the object, accessory or background
+  it names. Trained on captions alone, the tiny UNet's maps do not say where a word is (SD's do,
+  after billions of images); LEDITS++'s mask M1 needs them to.
 """
 from __future__ import annotations
 import copy, json, time
@@ -25,7 +29,7 @@ from .toyworld import random_scene, render, object_phrase, SLOTS
 from . import toymodel
 
 __all__ = ["images_of", "training_caption", "VAELoss", "TextToEps", "train_vae", "finetune_decoder", "train_unet",
-           "ema_update", "save_checkpoint", "load_checkpoint", "train_judge", "judge_accuracy", "augment"]
+           "token_entities", "attention_targets", "AttentionLocalisationLoss", "finetune_attention", "ema_update", "save_checkpoint", "load_checkpoint", "train_judge", "judge_accuracy", "augment"]
 
 from .metrics import HELD_OUT  # seeds >= HELD_OUT are never trained on: held-out scenes for evaluation
 
@@ -230,27 +234,24 @@ def encode_pool(vae, seeds, bs=64) -> torch.Tensor:
     return torch.cat(out)
 
 
-def train_unet(ckpt_dir, vae, tokenizer, *, epochs=30, iters=250, bs=32, lr=1e-3, pool=20_000, seed=0,
-               offset_noise=0.1, offset_from=12):
-    """Train UNet + text encoder on latents of `pool` scenes with fresh captions every time.
-
-    From epoch `offset_from` on, the noise gets a random constant per image and channel
-    (offset noise, std `offset_noise`): with SD's schedule x_T still holds sqrt(ᾱ_T) = 7 % of
-    the latents, and on a 16x16 grid the mean of pure noise (std 1/16) looks like that signal,
-    so without it the model takes its background colour from the noise, not from the prompt.
-    Returns (unet, text_encoder) with EMA weights. Resumes from `ckpt_dir/unet.safetensors`."""
-    _, Callback, _, _ = _fastai()
-    from diffusers import DDIMScheduler
-    torch.manual_seed(seed)
-    unet, te = toymodel.new_unet(), toymodel.new_text_encoder(len(tokenizer))
-    sched = DDIMScheduler(**toymodel.SCHEDULER)  # only its add_noise (the training noise schedule) is used
-    sf = vae.config.scaling_factor
+def _pool_latents(ckpt_dir, vae, pool, bs):
+    "Latent statistics of the training pool (cached in `ckpt_dir/pool.safetensors`) and of held-out scenes."
     pool_file = Path(ckpt_dir) / "pool.safetensors"
-    if pool_file.exists(): z = load_file(str(pool_file))["z"]
+    if pool_file.exists(): z = load_file(str(pool_file))["z"][:pool]
     else:
         t0 = time.time(); z = encode_pool(vae, list(range(pool))); save_file({"z": z.contiguous()}, str(pool_file))
         print(f"encoded {pool} scenes in {time.time() - t0:.0f}s")
-    held = encode_pool(vae, list(range(HELD_OUT, HELD_OUT + 2 * bs)))
+    return z, encode_pool(vae, list(range(HELD_OUT, HELD_OUT + 2 * bs)))
+
+
+def _noise_callback(z, held, sf, tokenizer, *, seed, offset_noise, offset_from, attn_targets=None):
+    """The fastai callback that turns a batch of indices into (x_t, t, caption ids) and the noise eps.
+
+    x_t = sqrt(ᾱ_t) z_0 + sqrt(1 - ᾱ_t) eps for a random t, z_0 sampled from a pool scene's posterior,
+    with a fresh `training_caption` of that scene. `attn_targets(scenes, ids)` -> extra targets."""
+    _, Callback, _, _ = _fastai()
+    from diffusers import DDIMScheduler
+    sched = DDIMScheduler(**toymodel.SCHEDULER)  # only its add_noise (the training noise schedule) is used
     tok = lambda caps: tokenizer(caps, padding="max_length", max_length=tokenizer.model_max_length,
                                  truncation=True, return_tensors="pt").input_ids
 
@@ -261,7 +262,7 @@ def train_unet(ckpt_dir, vae, tokenizer, *, epochs=30, iters=250, bs=32, lr=1e-3
             g = torch.Generator().manual_seed(int(1e6 * seed + 1e3 * self.epoch + self.iter) if self.training else 0)
             rng = np.random.default_rng(g.initial_seed())
             if self.training:
-                j = torch.randint(0, pool, (len(idx),), generator=g)
+                j = torch.randint(0, len(z), (len(idx),), generator=g)
                 stats, seeds = z[j], j.tolist()
             else:
                 stats, seeds = held[idx - HELD_OUT], idx.tolist()
@@ -271,12 +272,118 @@ def train_unet(ckpt_dir, vae, tokenizer, *, epochs=30, iters=250, bs=32, lr=1e-3
             if self.epoch >= offset_from or not self.training:  # offset noise: a constant per image and channel
                 eps = eps + offset_noise * torch.randn((*z0.shape[:2], 1, 1), generator=g)
             t = torch.randint(0, sched.config.num_train_timesteps, (len(idx),), generator=g)
-            caps = [training_caption(random_scene(int(s)), rng) for s in seeds]
-            self.learn.xb = (sched.add_noise(z0, eps, t), t, tok(caps))  # x_t = sqrt(abar) z0 + sqrt(1-abar) eps
-            self.learn.yb = (eps,)
+            scenes = [random_scene(int(s)) for s in seeds]
+            ids = tok([training_caption(sc, rng) for sc in scenes])
+            self.learn.xb = (sched.add_noise(z0, eps, t), t, ids)  # x_t = sqrt(abar) z0 + sqrt(1-abar) eps
+            self.learn.yb = (eps,) if attn_targets is None else (eps, *attn_targets(scenes, ids))
 
-    learn, ema, ckpt = _learner(TextToEps(unet, te), nn.MSELoss(), Noise(), iters, bs, lr, 0.01, ckpt_dir, 0.999, "unet")
+    return Noise()
+
+
+def train_unet(ckpt_dir, vae, tokenizer, *, epochs=30, iters=250, bs=32, lr=1e-3, pool=20_000, seed=0,
+               offset_noise=0.1, offset_from=12):
+    """Train UNet + text encoder on latents of `pool` scenes with fresh captions every time.
+
+    From epoch `offset_from` on, the noise gets a random constant per image and channel
+    (offset noise, std `offset_noise`): with SD's schedule x_T still holds sqrt(ᾱ_T) = 7 % of
+    the latents, and on a 16x16 grid the mean of pure noise (std 1/16) looks like that signal,
+    so without it the model takes its background colour from the noise, not from the prompt.
+    Returns (unet, text_encoder) with EMA weights. Resumes from `ckpt_dir/unet.safetensors`."""
+    torch.manual_seed(seed)
+    unet, te = toymodel.new_unet(), toymodel.new_text_encoder(len(tokenizer))
+    z, held = _pool_latents(ckpt_dir, vae, pool, bs)
+    cb = _noise_callback(z, held, vae.config.scaling_factor, tokenizer, seed=seed, offset_noise=offset_noise,
+                         offset_from=offset_from)
+    learn, ema, ckpt = _learner(TextToEps(unet, te), nn.MSELoss(), cb, iters, bs, lr, 0.01, ckpt_dir, 0.999, "unet")
     ema = _fit(learn, ema, ckpt, epochs, lr)
+    return ema.unet, ema.text_encoder
+
+
+# ------------------------------------------------------------------ stage 2b: words that look at their object
+def token_entities(tokens: list[str]) -> list[str | None]:
+    """The ToyWorld entity each token of a caption names: 'left', 'right', 'left.accessory', ...,
+    'background', or None (start, end, padding, commas).
+
+    Clauses are split at commas; a clause ending in 'background' names the background, any other
+    ends in its object's slot. 'hat' and 'sunglasses' name the slot's accessory, every other word
+    of the clause ('a', 'red', 'thing', 'on', 'the', 'left', ...) the object's body."""
+    words = [t.replace("</w>", "") for t in tokens]
+    out, clause = [None] * len(words), []
+    for i, w in enumerate(words + [","]):
+        if w not in (",", "<|endoftext|>", "<|startoftext|>") and i < len(words): clause.append(i); continue
+        if clause:
+            last = words[clause[-1]]
+            for k in clause:
+                out[k] = ("background" if last == "background" else
+                          f"{last}.accessory" if words[k] in ("hat", "sunglasses") else last)
+        clause = []
+    return out
+
+
+def attention_targets(scenes, ids, tokenizer, hw=(4, 4)):
+    """Where each caption token should look, at the `hw` attention grid: (B x T x h*w targets, B x T weights).
+
+    A target is the share of each cell its entity covers, divided by its maximum (1 on the cells
+    the entity fills best); weight 1 where the token names an entity."""
+    from .toyworld import render
+    b, n = ids.shape
+    tgt, w = torch.zeros(b, n, hw[0] * hw[1]), torch.zeros(b, n)
+    for i, (sc, row) in enumerate(zip(scenes, ids)):
+        ents = token_entities(tokenizer.convert_ids_to_tokens(row.tolist()))
+        if not any(ents): continue
+        cover = {k: F.adaptive_avg_pool2d(torch.from_numpy(v)[None], hw).flatten() for k, v in render(sc).cover.items()}
+        for k, e in enumerate(ents):
+            if e is None or e not in cover or cover[e].max() <= 0: continue
+            tgt[i, k], w[i, k] = cover[e] / cover[e].max(), 1.0
+    return tgt, w
+
+
+class TextToEpsAttn(TextToEps):
+    "eps_theta(x_t, t, c), and the cross-attention maps at `hw` (down and up blocks) it used: B x h*w x T."
+    def __init__(self, unet, text_encoder, store):
+        super().__init__(unet, text_encoder); self.store = store
+    def forward(self, x, t, ids):
+        self.store.clear()
+        eps = super().forward(x, t, ids)
+        return eps, self.store.mean().flatten(1, 2)
+
+
+class AttentionLocalisationLoss(nn.Module):
+    """|| eps - eps_theta ||^2 + weight * (share of each named token's attention outside its entity).
+
+    For token k with spatial attention A_k (normalised to sum 1 over the grid) and target m_k in [0, 1]:
+        L_k = sum_p A_k(p) (1 - m_k(p))
+    averaged over the tokens that name an entity."""
+    def __init__(self, weight=0.1): super().__init__(); self.weight = weight
+    def outside(self, maps, tgt, w):
+        a = maps.transpose(1, 2)                                     # B x T x h*w
+        a = a / a.sum(-1, keepdim=True).clamp_min(1e-12)
+        per_token = (a * (1 - tgt)).sum(-1)
+        return (per_token * w).sum() / w.sum().clamp_min(1)
+    def forward(self, out, eps, tgt, w):
+        pred, maps = out
+        return F.mse_loss(pred, eps) + self.weight * self.outside(maps, tgt, w)
+
+
+def finetune_attention(ckpt_dir, vae, unet, text_encoder, tokenizer, *, epochs=6, iters=250, bs=32, lr=2e-4,
+                       pool=12_000, weight=0.1, seed=1, offset_noise=0.1):
+    """Fine-tune UNet + text encoder so that each caption word's cross-attention at latent/4 (the
+    maps LEDITS++ reads) falls on the object, accessory or background it names, keeping the
+    denoising loss (the maps of a small model trained on captions alone do not localise words).
+    Returns (unet, text_encoder) with EMA weights. Resumes from `ckpt_dir/attention.safetensors`."""
+    from .attention import capture_cross_attention
+    torch.manual_seed(seed)
+    hw = (unet.config.sample_size // 4,) * 2
+    unet.requires_grad_(True), text_encoder.requires_grad_(True)  # EMA copies come back frozen
+    z, held = _pool_latents(ckpt_dir, vae, pool, bs)
+    cb = _noise_callback(z, held, vae.config.scaling_factor, tokenizer, seed=seed, offset_noise=offset_noise,
+                         offset_from=0, attn_targets=lambda sc, ids: attention_targets(sc, ids, tokenizer, hw))
+    model = TextToEpsAttn(unet, text_encoder, None)
+    learn, ema, ckpt = _learner(model, AttentionLocalisationLoss(weight), cb, iters, bs, lr, 0.01, ckpt_dir, 0.999,
+                                "attention")
+    with capture_cross_attention(unet, hw, ("down", "up"), detach=False) as store:
+        model.store = store
+        ema = _fit(learn, ema, ckpt, epochs, lr)
     return ema.unet, ema.text_encoder
 
 

@@ -82,3 +82,71 @@ def test_an_interrupted_run_resumes_at_its_epoch(tmp_path):
     assert meta()["epoch"] == 1
     training.train_judge(tmp_path, epochs=3, iters=2, bs=8, pool=32)
     assert meta()["epoch"] == 3 and meta()["n_epoch"] == 3
+
+
+# ------------------------------------------------------------------ stage 2b: attention localisation
+def _toy_tokenizer():
+    return CLIPTokenizer.from_pretrained(str(toymodel.TOY_PATH / "tokenizer"))
+
+
+def test_token_entities_name_body_accessory_and_background():
+    tok = _toy_tokenizer()
+    ids = tok("a red circle with a hat on the left, a blue square on the right, gray background").input_ids
+    ents = training.token_entities(tok.convert_ids_to_tokens(ids))
+    assert ents == [None] + ["left"] * 5 + ["left.accessory"] + ["left"] * 3 + [None] + ["right"] * 6 + [None] \
+        + ["background"] * 2 + [None]
+
+
+def test_attention_targets_put_the_hat_above_its_object():
+    from course_utils.toyworld import Scene, Obj
+    tok = _toy_tokenizer()
+    scene = Scene(Obj("circle", "red", accessory="hat", x=16, y=38, r=10), Obj("square", "blue", x=48, y=38, r=10))
+    caps = [scene.caption, "a thing with sunglasses on the right"]  # the right object wears none: not a target
+    ids = tok(caps, padding="max_length", max_length=32, return_tensors="pt").input_ids
+    tgt, w = training.attention_targets([scene, scene], ids, tok)
+    toks = [t.replace("</w>", "") for t in tok.convert_ids_to_tokens(ids[0].tolist())]
+    hat, red, blue = (tgt[0, toks.index(k)].view(4, 4) for k in ("hat", "red", "blue"))
+    assert hat.max() == red.max() == 1 and hat.argmax() // 4 < red.argmax() // 4  # a row higher
+    assert red[:, 2:].sum() == 0 and blue[:, :2].sum() == 0                       # each on its own side
+    assert w[0, toks.index(",")] == 0 and w[0].sum() == 19                        # commas and padding: none
+    assert w[1].sum() == 6 and w[1, 4] == 0                                       # 'sunglasses': nothing to look at
+
+
+def test_attention_localisation_loss_is_the_share_outside():
+    loss = training.AttentionLocalisationLoss(weight=1.0)
+    tgt = torch.zeros(1, 2, 16); tgt[0, 0, :4] = 1; tgt[0, 1, 4:8] = 1
+    w = torch.tensor([[1.0, 0.0]])  # the second token is not supervised
+    inside = torch.zeros(1, 16, 2); inside[0, :4, 0] = 0.5; inside[0, :, 1] = 0.3
+    uniform = torch.full((1, 16, 2), 0.5)
+    assert loss.outside(inside, tgt, w) == 0
+    assert torch.isclose(loss.outside(uniform, tgt, w), torch.tensor(12 / 16))
+    pred, eps = torch.zeros(1, 4), torch.ones(1, 4)
+    assert torch.isclose(loss((pred, uniform), eps, tgt, w), torch.tensor(1 + 12 / 16))
+
+
+def test_attention_finetuning_moves_words_onto_their_objects(tmp_path):
+    "A few steps on the attention term alone lower the share outside; the fastai stage runs, saves and restores."
+    from course_utils.attention import capture_cross_attention
+    from course_utils.toyworld import random_scene
+    torch.manual_seed(0)
+    tok = _toy_tokenizer()
+    unet, te = toymodel.new_unet(), toymodel.new_text_encoder(len(tok))
+    scenes = [random_scene(i) for i in range(4)]
+    ids = tok([s.caption for s in scenes], padding="max_length", max_length=32, return_tensors="pt").input_ids
+    tgt, w = training.attention_targets(scenes, ids, tok)
+    x, t = torch.randn(4, 4, 16, 16), torch.full((4,), 500)
+    opt = torch.optim.Adam(list(unet.parameters()) + list(te.parameters()), 3e-3)
+    loss = training.AttentionLocalisationLoss()
+    with capture_cross_attention(unet, (4, 4), detach=False) as store:
+        model = training.TextToEpsAttn(unet, te, store)
+        outside = []
+        for _ in range(15):
+            share = loss.outside(model(x, t, ids)[1], tgt, w)
+            opt.zero_grad(); share.backward(); opt.step()
+            outside.append(share.item())
+    assert outside[-1] < outside[0] - 0.1, outside
+    procs = set(type(p).__name__ for p in unet.attn_processors.values())
+    unet2, te2 = training.finetune_attention(tmp_path, toymodel.new_vae(), unet, te, tok, epochs=1, iters=2, bs=4, pool=8)
+    assert (tmp_path / "attention.safetensors").exists()
+    assert set(type(p).__name__ for p in unet.attn_processors.values()) == procs  # processors restored
+    assert unet2.config.sample_size == 16 and te2 is not te
