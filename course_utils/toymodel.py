@@ -3,7 +3,7 @@
 Same parts as SD 1.x, scaled down for 64x64 ToyWorld images:
 - VAE (AutoencoderKL): 64x64x3 <-> 16x16x4 latents (2 down-samplings: factor 4).
 - UNet2DConditionModel on 16x16x4 latents, cross-attention at 16, 8 and 4 (= latent/4, where
-  LEDITS++ reads its attention maps).
+  LEDITS++ reads its attention maps; fine-tuned so that a word's map there falls on what it names).
 - CLIPTextModel (3 layers, width 128) with a CLIP BPE tokenizer over ToyWorld's words.
 - The SD noise schedule (scaled-linear betas 0.00085..0.012 over 1000 steps), DDIM sampling.
 """
