@@ -49,12 +49,13 @@ def test_edit_vector_direction_and_scale():
 
 def test_toy_settings_follow_the_kind_of_each_concept():
     assert [concept_kind(t) for t in ("a thing with a hat on the left", "a thing with sunglasses on the right",
-                                      "a striped thing on the right", "a green thing on the left")] == \
-        ["accessory", "accessory", "texture", "color"]
-    e = held_out_edits("color_and_accessory", 1)[0]         # new colour, old colour (reverse), accessory
+                                      "a striped thing on the right", "a green thing on the left",
+                                      "a thing on the left")] == \
+        ["accessory", "accessory", "texture", "color", "accessory"]
+    e = held_out_edits("color_and_accessory", 1)[0]  # new colour, old colour (reverse), the accessory change as a pair
     cs = toy_concepts(e)
     assert [(c.prompt, c.reverse) for c in cs] == e.concepts
-    assert [c.scale for c in cs] == [TOY_LEDITS["color"]["scale"]] * 2 + [TOY_LEDITS["accessory"]["scale"]]
+    assert [c.scale for c in cs] == [TOY_LEDITS["color"]["scale"]] * 2 + [TOY_LEDITS["accessory"]["scale"]] * 2
 
 
 def test_masks_on_a_known_attention_map():

@@ -100,6 +100,10 @@ def test_each_edit_changes_what_it_says():
     two = EDITS["color_and_accessory"](s, rng)
     assert len(diff(two)) == 2 and {k.split(".")[0] for k in diff(two)} == {"left", "right"}
     assert len(two.concepts) >= 2
+    add = EDITS["add_accessory"](Scene(Obj("circle", "red"), Obj("square", "blue", x=48)), rng, "left", "hat")
+    assert add.concepts == [("a thing with a hat on the left", False), ("a thing on the left", True)]
+    assert EDITS["remove_accessory"](add.target, rng, "left").concepts == [("a thing on the left", False),
+                                                                          ("a thing with a hat on the left", True)]
 
 
 def test_edit_that_does_not_apply_says_why():

@@ -5,7 +5,10 @@ renderer is a pure function, the target image *is* the ground truth, and the edi
 union of the changed entities' masks in the source and the target renders (every pixel such an
 entity touches, its anti-aliased edge included: outside the region, source and target are equal). Each edit also says
 how to ask a model for it: a source and a target prompt (DiffEdit) and a list of concepts with
-directions (LEDITS++: `(text, reverse)`, `reverse=True` means "remove this").
+directions (LEDITS++: `(text, reverse)`, `reverse=True` means "remove this"). A change is the new
+phrase forward and the old one in reverse, so that what the two share cancels: adding a hat is
+"a thing with a hat on the left" forward and "a thing on the left" in reverse (alone, the first
+also pulls the object towards an average "thing").
 
 Every function in `EDITS` has the signature `(scene, rng) -> Edit` and raises `ValueError`
 (saying why) when it does not apply to the scene.
@@ -101,7 +104,7 @@ def add_accessory(scene: Scene, rng: np.random.Generator, slot: str | None = Non
     if getattr(scene, slot).accessory != "none": raise ValueError(f"the {slot} object already wears an accessory")
     acc = accessory or _pick(rng, ["hat", "sunglasses"], "no accessory")
     return Edit("add_accessory", scene, scene.with_object(slot, accessory=acc),
-                [(object_phrase(slot=slot, accessory=acc), False)])
+                [(object_phrase(slot=slot, accessory=acc), False), (object_phrase(slot=slot), True)])
 
 
 def remove_accessory(scene: Scene, rng: np.random.Generator, slot: str | None = None) -> Edit:
@@ -111,7 +114,7 @@ def remove_accessory(scene: Scene, rng: np.random.Generator, slot: str | None = 
     acc = getattr(scene, slot).accessory
     if acc == "none": raise ValueError(f"the {slot} object wears no accessory")
     return Edit("remove_accessory", scene, scene.with_object(slot, accessory="none"),
-                [(object_phrase(slot=slot, accessory=acc), True)])
+                [(object_phrase(slot=slot), False), (object_phrase(slot=slot, accessory=acc), True)])
 
 
 def background(scene: Scene, rng: np.random.Generator) -> Edit:
