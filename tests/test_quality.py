@@ -13,12 +13,14 @@ import pytest
 
 # Bars, each below the value measured on these very samples when the model shipped (in brackets)
 VAE_PSNR = 29.0          # [31.1 dB]
-ADHERENCE = 0.95         # [0.986 of attributes right at s = 5; 0.972 at s = 1]
+ADHERENCE = 0.95         # [0.986 of attributes right at s = 5; 0.981 at s = 1]
 MASK_IOU = 0.5           # [0.68]
 DIFFEDIT_SUCCESS = 0.8   # [6 / 6]
-DIFFEDIT_PSNR = 27.0     # [30.4 dB]
-LEDITS_SUCCESS = 0.8     # [6 / 6 colour edits]
-LEDITS_PSNR = 24.0       # [26.6 dB]
+DIFFEDIT_PSNR = 27.0     # [30.2 dB]
+LEDITS_SUCCESS = 0.65    # [5 / 6 colour edits]
+LEDITS_PSNR = 26.0       # [28.2 dB]
+LEDITS_ACCESSORY = 0.6   # [10 / 12 accessories added or removed]
+LEDITS_ACCESSORY_PSNR = 26.0  # [28.8 dB]
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +38,7 @@ def test_guidance_improves_prompt_adherence(toy, judge):
     plain = prompt_adherence(toy, judge, scenes, guidance_scale=1.0, num_inference_steps=20)
     guided = prompt_adherence(toy, judge, scenes, guidance_scale=5.0, num_inference_steps=20)
     assert guided["attribute_accuracy"] >= ADHERENCE
-    assert guided["all_right"] > plain["all_right"]  # [0.875 vs 0.75 of images with all 9 attributes right]
+    assert guided["all_right"] > plain["all_right"]  # [0.875 vs 0.833 of images with all 9 attributes right]
     assert guided["per_attribute"]["background"] > 0.9
 
 
@@ -65,3 +67,14 @@ def test_ledits_recolours_where_it_belongs(toy, judge):
         scores.append(edit_scores(e, ledits_edit(toy, inv, toy_concepts(e), progress=False), judge))
     assert np.mean([s["success"] for s in scores]) >= LEDITS_SUCCESS
     assert np.mean([s["psnr_outside"] for s in scores]) > LEDITS_PSNR
+
+
+def test_ledits_adds_and_removes_accessories(toy, judge):
+    "Needs cross-attention maps that find the accessory's place (the tiny model's attention fine-tuning)."
+    scores = []
+    for kind, offset in (("add_accessory", 800), ("remove_accessory", 900)):
+        for e in held_out_edits(kind, 6, offset=offset):
+            inv = ddpm_invert(toy, render(e.source).image, num_inversion_steps=20, skip=TOY_LEDITS_SKIP, solver="dpmpp", progress=False)
+            scores.append(edit_scores(e, ledits_edit(toy, inv, toy_concepts(e), progress=False), judge))
+    assert np.mean([s["success"] for s in scores]) >= LEDITS_ACCESSORY
+    assert np.mean([s["psnr_outside"] for s in scores]) > LEDITS_ACCESSORY_PSNR
