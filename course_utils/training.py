@@ -25,11 +25,12 @@ from torch import nn
 import torch.nn.functional as F
 from safetensors.torch import save_file, load_file
 
-from .toyworld import random_scene, render, object_phrase, SLOTS
+from .toyworld import random_scene, render, object_phrase, SLOTS, ACCESSORIES
 from . import toymodel
 
 __all__ = ["images_of", "training_caption", "VAELoss", "TextToEps", "train_vae", "finetune_decoder", "train_unet",
-           "token_entities", "attention_targets", "AttentionLocalisationLoss", "finetune_attention", "ema_update", "save_checkpoint", "load_checkpoint", "train_judge", "judge_accuracy", "augment"]
+           "token_entities", "attention_targets", "AttentionLocalisationLoss", "finetune_attention", "ema_update",
+           "save_checkpoint", "load_checkpoint", "train_judge", "judge_accuracy", "augment"]
 
 from .metrics import HELD_OUT  # seeds >= HELD_OUT are never trained on: held-out scenes for evaluation
 
@@ -308,14 +309,15 @@ def token_entities(tokens: list[str]) -> list[str | None]:
     ends in its object's slot. 'hat' and 'sunglasses' name the slot's accessory, every other word
     of the clause ('a', 'red', 'thing', 'on', 'the', 'left', ...) the object's body."""
     words = [t.replace("</w>", "") for t in tokens]
+    accessories = set(ACCESSORIES) - {"none"}
     out, clause = [None] * len(words), []
-    for i, w in enumerate(words + [","]):
-        if w not in (",", "<|endoftext|>", "<|startoftext|>") and i < len(words): clause.append(i); continue
+    for i, w in enumerate(words + [","]):  # a final comma closes the last clause
+        if w not in (",", "<|endoftext|>", "<|startoftext|>"): clause.append(i); continue
         if clause:
             last = words[clause[-1]]
             for k in clause:
                 out[k] = ("background" if last == "background" else
-                          f"{last}.accessory" if words[k] in ("hat", "sunglasses") else last)
+                          f"{last}.accessory" if words[k] in accessories else last)
         clause = []
     return out
 
@@ -325,7 +327,6 @@ def attention_targets(scenes, ids, tokenizer, hw=(4, 4)):
 
     A target is the share of each cell its entity covers, divided by its maximum (1 on the cells
     the entity fills best); weight 1 where the token names an entity."""
-    from .toyworld import render
     b, n = ids.shape
     tgt, w = torch.zeros(b, n, hw[0] * hw[1]), torch.zeros(b, n)
     for i, (sc, row) in enumerate(zip(scenes, ids)):

@@ -60,21 +60,24 @@ def test_diffedit_recolours_and_preserves(toy, judge):
     assert np.mean([s["psnr_outside"] for s in scores]) > DIFFEDIT_PSNR
 
 
-def test_ledits_recolours_where_it_belongs(toy, judge):
+def _ledits_scores(toy, judge, edits):
+    "Invert each edit's source, edit it with the toy settings, score it against the ground truth."
     scores = []
-    for e in held_out_edits("color", 6, offset=600):
+    for e in edits:
         inv = ddpm_invert(toy, render(e.source).image, num_inversion_steps=20, skip=TOY_LEDITS_SKIP, solver="dpmpp", progress=False)
         scores.append(edit_scores(e, ledits_edit(toy, inv, toy_concepts(e), progress=False), judge))
+    return scores
+
+
+def test_ledits_recolours_where_it_belongs(toy, judge):
+    scores = _ledits_scores(toy, judge, held_out_edits("color", 6, offset=600))
     assert np.mean([s["success"] for s in scores]) >= LEDITS_SUCCESS
     assert np.mean([s["psnr_outside"] for s in scores]) > LEDITS_PSNR
 
 
 def test_ledits_adds_and_removes_accessories(toy, judge):
     "Needs cross-attention maps that find the accessory's place (the tiny model's attention fine-tuning)."
-    scores = []
-    for kind, offset in (("add_accessory", 800), ("remove_accessory", 900)):
-        for e in held_out_edits(kind, 6, offset=offset):
-            inv = ddpm_invert(toy, render(e.source).image, num_inversion_steps=20, skip=TOY_LEDITS_SKIP, solver="dpmpp", progress=False)
-            scores.append(edit_scores(e, ledits_edit(toy, inv, toy_concepts(e), progress=False), judge))
+    scores = _ledits_scores(toy, judge, held_out_edits("add_accessory", 6, offset=800) +
+                            held_out_edits("remove_accessory", 6, offset=900))
     assert np.mean([s["success"] for s in scores]) >= LEDITS_ACCESSORY
     assert np.mean([s["psnr_outside"] for s in scores]) > LEDITS_ACCESSORY_PSNR
