@@ -1,6 +1,6 @@
 """LEDITS++ on the tiny model: exactness of the inversions, and edits vs diffusers' pipeline.
 
-    python benchmarks/ledits.py [--n 12] [--steps 20] [--skip 0.3] [--scale S] [--threshold L]
+    python benchmarks/ledits.py [--n 24] [--steps 20] [--skip 0.3] [--scale S] [--threshold L]
 
 1. Reconstruction (no edit), latent RMSE against the image's latents, over several held-out
    images: this course's `ddpm_invert` + `ledits_edit` for both solvers; diffusers'
@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from course_utils import load_models
 from course_utils.ledits import ddpm_invert, ledits_edit, diffusers_ledits, reconstruction_errors
-from course_utils.metrics import edit_scores, held_out_edits, held_out_scenes, iou, toy_concepts, TOY_LEDITS, TOY_LEDITS_SKIP
+from course_utils.metrics import edit_scores, held_out_edits, held_out_scenes, iou, toy_concepts, wilson_interval,\
+    TOY_LEDITS, TOY_LEDITS_SKIP
 from course_utils.toyworld import render, load_judge
 from common import timed
 
@@ -31,7 +32,7 @@ SINGLE = ("color", "texture", "add_accessory", "remove_accessory")
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=12, help="held-out edits per kind")
+    ap.add_argument("--n", type=int, default=24, help="held-out edits per kind")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--skip", type=float, default=TOY_LEDITS_SKIP)
     ap.add_argument("--scale", type=float, help="one edit scale for every concept (default: per kind, TOY_LEDITS)")
@@ -78,7 +79,9 @@ def main(argv=None):
         totals["double" if kind == "color_and_accessory" else "single"].append((ours, theirs))
     for k, rows in totals.items():
         o = [r for ours, _ in rows for r in ours]; d = [r for _, theirs in rows for r in theirs]
-        print(f"  {k}: success ours {np.mean([r['success'] for r in o]):.2f} vs diffusers {np.mean([r['success'] for r in d]):.2f};"
+        ci = lambda rs: "[{:.2f}, {:.2f}]".format(*wilson_interval(sum(r["success"] for r in rs), len(rs)))
+        print(f"  {k} ({len(o)} edits): success ours {np.mean([r['success'] for r in o]):.2f} {ci(o)} vs diffusers"
+              f" {np.mean([r['success'] for r in d]):.2f} {ci(d)};"
               f" PSNR outside ours {np.mean([r['psnr_outside'] for r in o]):.1f} dB vs diffusers {np.mean([r['psnr_outside'] for r in d]):.1f} dB")
 
 

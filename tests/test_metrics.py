@@ -1,0 +1,27 @@
+"The measurements the lessons and benchmarks report, against references."
+import numpy as np
+import pytest
+from course_utils.metrics import wilson_interval, psnr, iou
+
+
+@pytest.mark.parametrize("k,n", [(9, 12), (0, 5), (5, 5), (74, 96), (1, 24)])
+def test_wilson_interval_matches_scipy(k, n):
+    stats = pytest.importorskip("scipy.stats")
+    ref = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    lo, hi = wilson_interval(k, n, z=stats.norm.ppf(0.975))
+    assert lo == pytest.approx(ref.low, abs=1e-9) and hi == pytest.approx(ref.high, abs=1e-9)
+    assert lo <= k / n <= hi
+
+
+def test_wilson_interval_narrows_with_more_edits_and_rejects_bad_counts():
+    (a, b), (c, d) = wilson_interval(9, 12), wilson_interval(90, 120)
+    assert d - c < (b - a) / 2
+    with pytest.raises(ValueError, match="successes"): wilson_interval(13, 12)
+
+
+def test_psnr_and_iou_on_known_values():
+    a = np.zeros((4, 4, 3), np.uint8); b = a.copy(); b[0, 0] = 255      # one pixel off by 255 in 16
+    assert psnr(a, b) == pytest.approx(10 * np.log10(16))
+    assert psnr(a, b, mask=np.arange(16).reshape(4, 4) > 0) == float("inf")
+    m = np.zeros((4, 4), bool); m[:2] = True; t = np.zeros((4, 4), bool); t[1:3] = True
+    assert iou(m, t) == pytest.approx(4 / 12)
