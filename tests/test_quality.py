@@ -17,8 +17,8 @@ ADHERENCE = 0.95         # [0.986 of attributes right at s = 5; 0.981 at s = 1]
 MASK_IOU = 0.5           # [0.68]
 DIFFEDIT_SUCCESS = 0.8   # [6 / 6]
 DIFFEDIT_PSNR = 27.0     # [30.2 dB]
-LEDITS_SUCCESS = 0.65    # [5 / 6 colour edits]
-LEDITS_PSNR = 26.0       # [28.2 dB]
+LEDITS_SUCCESS = 0.55    # [8 / 12 colour edits; diffusers' pipeline lands about 0.2]
+LEDITS_PSNR = 26.0       # [28.1 dB]
 LEDITS_ACCESSORY = 0.6   # [10 / 12 accessories added or removed]
 LEDITS_ACCESSORY_PSNR = 26.0  # [28.8 dB]
 
@@ -70,7 +70,7 @@ def _ledits_scores(toy, judge, edits):
 
 
 def test_ledits_recolours_where_it_belongs(toy, judge):
-    scores = _ledits_scores(toy, judge, held_out_edits("color", 6, offset=600))
+    scores = _ledits_scores(toy, judge, held_out_edits("color", 12, offset=600))
     assert np.mean([s["success"] for s in scores]) >= LEDITS_SUCCESS
     assert np.mean([s["psnr_outside"] for s in scores]) > LEDITS_PSNR
 
