@@ -107,9 +107,9 @@ TOY_LEDITS_SKIP = 0.3
 def concept_kind(text: str) -> str:
     """Which kind of ToyWorld concept a prompt names: 'accessory', 'texture' or 'color'.
     A bare object ('a thing on the left') is the other half of an accessory edit: 'accessory'."""
-    from .toyworld import ACCESSORIES, TEXTURES, COLORS
+    from .toyworld import WORN, TEXTURES, COLORS
     words = set(text.split())
-    return ("accessory" if words & (set(ACCESSORIES) - {"none"}) else
+    return ("accessory" if words & set(WORN) else
             "texture" if words & (set(TEXTURES) - {"plain"}) else "color" if words & set(COLORS) else "accessory")
 
 

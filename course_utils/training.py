@@ -25,7 +25,7 @@ from torch import nn
 import torch.nn.functional as F
 from safetensors.torch import save_file, load_file
 
-from .toyworld import random_scene, render, object_phrase, SLOTS, ACCESSORIES
+from .toyworld import random_scene, render, object_phrase, SLOTS, WORN
 from . import toymodel
 
 __all__ = ["images_of", "training_caption", "VAELoss", "TextToEps", "train_vae", "finetune_decoder", "train_unet",
@@ -309,7 +309,6 @@ def token_entities(tokens: list[str]) -> list[str | None]:
     ends in its object's slot. 'hat' and 'sunglasses' name the slot's accessory, every other word
     of the clause ('a', 'red', 'thing', 'on', 'the', 'left', ...) the object's body."""
     words = [t.replace("</w>", "") for t in tokens]
-    accessories = set(ACCESSORIES) - {"none"}
     out, clause = [None] * len(words), []
     for i, w in enumerate(words + [","]):  # a final comma closes the last clause
         if w not in (",", "<|endoftext|>", "<|startoftext|>"): clause.append(i); continue
@@ -317,7 +316,7 @@ def token_entities(tokens: list[str]) -> list[str | None]:
             last = words[clause[-1]]
             for k in clause:
                 out[k] = ("background" if last == "background" else
-                          f"{last}.accessory" if words[k] in accessories else last)
+                          f"{last}.accessory" if words[k] in WORN else last)
         clause = []
     return out
 

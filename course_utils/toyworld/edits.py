@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 import numpy as np
-from .scene import Scene, COLORS, SHAPES, BACKGROUNDS, SLOTS, object_phrase
+from .scene import Scene, COLORS, SHAPES, BACKGROUNDS, SLOTS, WORN, object_phrase
 from .render import render
 
 __all__ = ["Edit", "EDITS", "SINGLE_EDITS", "changed_entities", "edit_region"]
@@ -102,7 +102,7 @@ def add_accessory(scene: Scene, rng: np.random.Generator, slot: str | None = Non
     slot = slot or _pick(rng, [s for s in SLOTS if getattr(scene, s).accessory == "none"],
                          "both objects already wear an accessory: nothing to add it to")
     if getattr(scene, slot).accessory != "none": raise ValueError(f"the {slot} object already wears an accessory")
-    acc = accessory or _pick(rng, ["hat", "sunglasses"], "no accessory")
+    acc = accessory or _pick(rng, WORN, "no accessory")
     return Edit("add_accessory", scene, scene.with_object(slot, accessory=acc),
                 [(object_phrase(slot=slot, accessory=acc), False), (object_phrase(slot=slot), True)])
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 import numpy as np
 
-__all__ = ["COLORS", "SHAPES", "TEXTURES", "ACCESSORIES", "BACKGROUNDS", "SLOTS", "ATTRIBUTES",
+__all__ = ["COLORS", "SHAPES", "TEXTURES", "ACCESSORIES", "WORN", "BACKGROUNDS", "SLOTS", "ATTRIBUTES",
            "Obj", "Scene", "random_scene", "object_phrase", "caption_of", "attribute_values"]
 
 SIZE = 64  # images are SIZE x SIZE RGB
@@ -18,6 +18,7 @@ COLORS = {"red": (214, 39, 40), "green": (44, 160, 44), "blue": (31, 89, 212),
 SHAPES = ("circle", "square", "triangle")
 TEXTURES = ("plain", "striped")
 ACCESSORIES = ("none", "hat", "sunglasses")
+WORN = ACCESSORIES[1:]  # the accessories an object can wear (the words that name one)
 BACKGROUNDS = {"white": (245, 245, 245), "gray": (128, 128, 128), "sky": (150, 200, 240),
                "sand": (222, 200, 150)}
 SLOTS = ("left", "right")
