@@ -35,7 +35,7 @@ def main(argv=None):
     ap.add_argument("--n", type=int, default=24, help="held-out edits per kind")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--skip", type=float, default=TOY_LEDITS_SKIP)
-    ap.add_argument("--scale", type=float, help="one edit scale for every concept (default: per kind, TOY_LEDITS)")
+    ap.add_argument("--scale", type=float, help="one edit scale for every concept, reverse ones too (default: per kind, TOY_LEDITS)")
     ap.add_argument("--threshold", type=float, help="one threshold for every concept (default: per kind)")
     ap.add_argument("--model", default="toy", help="'toy' or a diffusers folder")
     a = ap.parse_args(argv)
@@ -47,7 +47,8 @@ def main(argv=None):
                                 num_inversion_steps=a.steps, skip=a.skip)
     for k, v in rec.items(): print(f"  {k:>20}: mean {np.mean(v['rmse']):.2e}, max {np.max(v['rmse']):.2e}")
 
-    settings = {k: {**v, **({"scale": a.scale} if a.scale else {}), **({"threshold": a.threshold} if a.threshold else {})}
+    settings = {k: {**v, **({"scale": a.scale, "reverse_scale": a.scale} if a.scale else {}),
+                    **({"threshold": a.threshold} if a.threshold else {})}
                 for k, v in TOY_LEDITS.items()}
     print(f"\n2. edits: {a.n} held-out edits per kind, {a.steps} steps, skip {a.skip}, {settings},"
           f" cross-attention + intersection masks")

@@ -55,7 +55,11 @@ def test_toy_settings_follow_the_kind_of_each_concept():
     e = held_out_edits("color_and_accessory", 1)[0]  # new colour, old colour (reverse), the accessory change as a pair
     cs = toy_concepts(e)
     assert [(c.prompt, c.reverse) for c in cs] == e.concepts
-    assert [c.scale for c in cs] == [TOY_LEDITS["color"]["scale"]] * 2 + [TOY_LEDITS["accessory"]["scale"]] * 2
+    col, acc = TOY_LEDITS["color"], TOY_LEDITS["accessory"]
+    assert [c.scale for c in cs] == [col["scale"], col["reverse_scale"]] + [acc["scale"]] * 2  # the old colour weaker
+    assert [c.threshold for c in cs] == [col["threshold"]] * 2 + [acc["threshold"]] * 2
+    plain = {k: {"scale": 3.0, "threshold": 0.5} for k in TOY_LEDITS}
+    assert [(c.scale, c.threshold) for c in toy_concepts(e, plain)] == [(3.0, 0.5)] * 4
 
 
 def test_masks_on_a_known_attention_map():
