@@ -1,6 +1,6 @@
 """LEDITS++ on the tiny model: exactness of the inversions, and edits vs diffusers' pipeline.
 
-    python benchmarks/ledits.py [--n 24] [--steps 20] [--skip 0.3] [--scale S] [--threshold L]
+    python benchmarks/ledits.py [--n 24] [--steps 20] [--skip S] [--scale S] [--threshold L]
 
 1. Reconstruction (no edit), latent RMSE against the image's latents, over several held-out
    images: this course's `ddpm_invert` + `ledits_edit` for both solvers; diffusers'
@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from course_utils import load_models
 from course_utils.ledits import ddpm_invert, ledits_edit, diffusers_ledits, reconstruction_errors
 from course_utils.metrics import edit_scores, held_out_edits, held_out_scenes, iou, toy_concepts, wilson_interval,\
-    TOY_LEDITS, TOY_LEDITS_SKIP
+    TOY_LEDITS, TOY_LEDITS_SKIP, toy_skip
 from course_utils.toyworld import render, load_judge
 from common import timed
 
@@ -34,7 +34,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=24, help="held-out edits per kind")
     ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--skip", type=float, default=TOY_LEDITS_SKIP)
+    ap.add_argument("--skip", type=float, help="one skip for every edit (default: per kind of concept, TOY_LEDITS_SKIP;"
+                                               " 0.15 for the reconstructions)")
     ap.add_argument("--scale", type=float, help="one edit scale for every concept, reverse ones too (default: per kind, TOY_LEDITS)")
     ap.add_argument("--threshold", type=float, help="one threshold for every concept (default: per kind)")
     ap.add_argument("--model", default="toy", help="'toy' or a diffusers folder")
@@ -42,25 +43,27 @@ def main(argv=None):
     m, judge = load_models(a.model, device="cpu"), load_judge()
     ref = diffusers_ledits(m)
 
-    print(f"1. reconstruction without edits: latent RMSE vs the image's latents ({a.steps} steps, skip {a.skip}, 8 held-out images)")
+    rec_skip = 0.15 if a.skip is None else a.skip
+    print(f"1. reconstruction without edits: latent RMSE vs the image's latents ({a.steps} steps, skip {rec_skip}, 8 held-out images)")
     rec = reconstruction_errors(m, [render(s).image for s in held_out_scenes(8, offset=70_000)],
-                                num_inversion_steps=a.steps, skip=a.skip)
+                                num_inversion_steps=a.steps, skip=rec_skip)
     for k, v in rec.items(): print(f"  {k:>20}: mean {np.mean(v['rmse']):.2e}, max {np.max(v['rmse']):.2e}")
 
     settings = {k: {**v, **({"scale": a.scale, "reverse_scale": a.scale} if a.scale else {}),
                     **({"threshold": a.threshold} if a.threshold else {})}
                 for k, v in TOY_LEDITS.items()}
-    print(f"\n2. edits: {a.n} held-out edits per kind, {a.steps} steps, skip {a.skip}, {settings},"
+    skip_of = (lambda e: a.skip) if a.skip is not None else toy_skip
+    print(f"\n2. edits: {a.n} held-out edits per kind, {a.steps} steps, skip {TOY_LEDITS_SKIP if a.skip is None else a.skip}, {settings},"
           f" cross-attention + intersection masks")
     print(f"{'kind':>22} | {'ours: success  PSNR  IoU':>25} | {'diffusers: success  PSNR':>25} | time ours/diffusers")
     totals = {"single": [], "double": []}
     for kind in SINGLE + ("color_and_accessory",):
         ours, theirs, t_ours, t_theirs, ious = [], [], 0.0, 0.0, []
         for e in held_out_edits(kind, a.n, offset=80_000):
-            im = render(e.source).image
+            im, skip = render(e.source).image, skip_of(e)
             concepts = toy_concepts(e, settings)
             def run_ours():
-                inv = ddpm_invert(m, im, num_inversion_steps=a.steps, skip=a.skip, solver="dpmpp", progress=False)
+                inv = ddpm_invert(m, im, num_inversion_steps=a.steps, skip=skip, solver="dpmpp", progress=False)
                 return ledits_edit(m, inv, concepts, record_masks=True, progress=False)
             (out, masks), t = timed(run_ours); t_ours += t
             ours.append(edit_scores(e, out, judge))
@@ -68,7 +71,7 @@ def main(argv=None):
             ious.append(iou(F.interpolate(final[None, None], size=(64, 64), mode="nearest")[0, 0].numpy() > 0, e.region))
             def run_theirs():
                 g = torch.Generator().manual_seed(0)
-                ref.invert(image=im, num_inversion_steps=a.steps, skip=a.skip, generator=g)
+                ref.invert(image=im, num_inversion_steps=a.steps, skip=skip, generator=g)
                 return ref(editing_prompt=[c.prompt for c in concepts], reverse_editing_direction=[c.reverse for c in concepts],
                            edit_guidance_scale=[c.scale for c in concepts], edit_threshold=[c.threshold for c in concepts],
                            use_cross_attn_mask=True, use_intersect_mask=True, generator=g).images[0]

@@ -5,7 +5,7 @@ import torch
 from course_utils.ledits import (EditConcept, make_concepts, ddpm_invert, ledits_edit, edit_vector, concept_mask,
                                  reconstruction_errors, _gaussian_3x3, _quantile_mask)
 from course_utils.attention import capture_cross_attention
-from course_utils.metrics import HELD_OUT, TOY_LEDITS, concept_kind, held_out_edits, toy_concepts
+from course_utils.metrics import HELD_OUT, TOY_LEDITS, TOY_LEDITS_SKIP, concept_kind, held_out_edits, toy_concepts, toy_skip
 from course_utils.toyworld import random_scene, render
 
 rmse = lambda a, b: (a - b).pow(2).mean().sqrt().item()
@@ -60,6 +60,9 @@ def test_toy_settings_follow_the_kind_of_each_concept():
     assert [c.threshold for c in cs] == [col["threshold"]] * 2 + [acc["threshold"]] * 2
     plain = {k: {"scale": 3.0, "threshold": 0.5} for k in TOY_LEDITS}
     assert [(c.scale, c.threshold) for c in toy_concepts(e, plain)] == [(3.0, 0.5)] * 4
+    skips = {k: toy_skip(held_out_edits(k, 1)[0]) for k in ("color", "add_accessory", "remove_accessory", "color_and_accessory")}
+    assert skips == {"color": TOY_LEDITS_SKIP["color"], "add_accessory": TOY_LEDITS_SKIP["accessory"],
+                     "remove_accessory": TOY_LEDITS_SKIP["accessory"], "color_and_accessory": 0.3}  # the larger of the two
 
 
 def test_masks_on_a_known_attention_map():
