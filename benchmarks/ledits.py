@@ -19,10 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 import torch
-import torch.nn.functional as F
 from course_utils import load_models
 from course_utils.ledits import ddpm_invert, ledits_edit, diffusers_ledits, reconstruction_errors
-from course_utils.metrics import edit_scores, held_out_edits, held_out_scenes, iou, toy_concepts, wilson_interval,\
+from course_utils.metrics import edit_scores, held_out_edits, held_out_scenes, mask_iou, toy_concepts, wilson_interval,\
     TOY_LEDITS, TOY_LEDITS_SKIP, toy_skip
 from course_utils.toyworld import render, load_judge
 from common import timed
@@ -67,8 +66,7 @@ def main(argv=None):
                 return ledits_edit(m, inv, concepts, record_masks=True, progress=False)
             (out, masks), t = timed(run_ours); t_ours += t
             ours.append(edit_scores(e, out, judge))
-            final = masks["mask"][-1].amax(0)  # union over concepts at the last step
-            ious.append(iou(F.interpolate(final[None, None], size=(64, 64), mode="nearest")[0, 0].numpy() > 0, e.region))
+            ious.append(mask_iou(masks["mask"][-1].amax(0), e.region))  # union over concepts at the last step
             def run_theirs():
                 g = torch.Generator().manual_seed(0)
                 ref.invert(image=im, num_inversion_steps=a.steps, skip=skip, generator=g)
@@ -81,9 +79,9 @@ def main(argv=None):
         print(f"{kind:>22} | {mean(ours, 'success'):>12.2f} {mean(ours, 'psnr_outside'):>6.1f} {np.mean(ious):>4.2f} | "
               f"{mean(theirs, 'success'):>18.2f} {mean(theirs, 'psnr_outside'):>6.1f} | {t_ours / t_theirs:.2f}")
         totals["double" if kind == "color_and_accessory" else "single"].append((ours, theirs))
+    ci = lambda rs: "[{:.2f}, {:.2f}]".format(*wilson_interval(sum(r["success"] for r in rs), len(rs)))
     for k, rows in totals.items():
         o = [r for ours, _ in rows for r in ours]; d = [r for _, theirs in rows for r in theirs]
-        ci = lambda rs: "[{:.2f}, {:.2f}]".format(*wilson_interval(sum(r["success"] for r in rs), len(rs)))
         print(f"  {k} ({len(o)} edits): success ours {np.mean([r['success'] for r in o]):.2f} {ci(o)} vs diffusers"
               f" {np.mean([r['success'] for r in d]):.2f} {ci(d)};"
               f" PSNR outside ours {np.mean([r['psnr_outside'] for r in o]):.1f} dB vs diffusers {np.mean([r['psnr_outside'] for r in d]):.1f} dB")

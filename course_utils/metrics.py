@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["psnr", "iou", "held_out_scenes", "prompt_adherence", "edit_scores", "held_out_edits", "TOY_LEDITS",
+__all__ = ["psnr", "iou", "mask_iou", "held_out_scenes", "prompt_adherence", "edit_scores", "held_out_edits", "TOY_LEDITS",
            "TOY_LEDITS_SKIP", "toy_skip", "concept_kind", "toy_concepts", "wilson_interval"]
 
 HELD_OUT = 10_000_000  # ToyWorld seeds >= this were never trained on (see training.py)
@@ -25,6 +25,13 @@ def iou(pred, target) -> float:
     p, t = np.asarray(pred, bool), np.asarray(target, bool)
     union = (p | t).sum()
     return float((p & t).sum() / union) if union else 1.0
+
+
+def mask_iou(mask, region) -> float:
+    "IoU of a latent-grid mask (h x w, > 0 inside) with a pixel region, the mask upsampled (nearest) to the region's size."
+    import torch.nn.functional as F
+    m = torch.as_tensor(mask, dtype=torch.float32)[None, None]
+    return iou(F.interpolate(m, size=np.shape(region), mode="nearest")[0, 0].numpy() > 0, region)
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:

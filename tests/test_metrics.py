@@ -1,7 +1,7 @@
 "The measurements the lessons and benchmarks report, against references."
 import numpy as np
 import pytest
-from course_utils.metrics import wilson_interval, psnr, iou
+from course_utils.metrics import wilson_interval, psnr, iou, mask_iou
 
 
 @pytest.mark.parametrize("k,n", [(9, 12), (0, 5), (5, 5), (74, 96), (1, 24)])
@@ -25,3 +25,10 @@ def test_psnr_and_iou_on_known_values():
     assert psnr(a, b, mask=np.arange(16).reshape(4, 4) > 0) == float("inf")
     m = np.zeros((4, 4), bool); m[:2] = True; t = np.zeros((4, 4), bool); t[1:3] = True
     assert iou(m, t) == pytest.approx(4 / 12)
+
+
+def test_mask_iou_upsamples_a_latent_mask_to_the_region():
+    m = np.zeros((4, 4)); m[0, 0] = 1                                    # one latent cell = a 4x4 pixel block
+    region = np.zeros((16, 16), bool); region[:4, :2] = True             # half of that block
+    assert mask_iou(m, region) == pytest.approx(8 / 16)
+    assert mask_iou(np.ones((4, 4)), np.ones((16, 16), bool)) == 1.0
