@@ -1,14 +1,41 @@
 """Notebook upkeep: execute lessons top to bottom and save them clean (outputs kept, no widget state).
 
-    python scripts/nbtools.py run notebooks/01_sampling_and_guidance.ipynb [...]
+    python scripts/nbtools.py run notebooks/01_sampling_and_guidance.ipynb [...]   (or: make notebooks)
+    python scripts/nbtools.py check-env
 
-Runs each notebook in a fresh kernel from notebooks/, then strips `metadata.widgets` (widget state
-blobs) so that saved lessons carry their outputs but no widget state.
+Runs each notebook in a fresh kernel of this interpreter from notebooks/, then strips
+`metadata.widgets` (widget state blobs) so that saved lessons carry their outputs but no widget
+state. Lessons are saved only from the locked environment (requirements/lock.txt): `run` stops if
+an installed version differs from the lock (`--any-env` overrides, for experiments not to commit).
 """
 import sys, time
+from importlib.metadata import version, PackageNotFoundError
 from pathlib import Path
 import nbformat
 from nbconvert.preprocessors import ExecutePreprocessor
+from packaging.requirements import Requirement
+
+LOCK = Path(__file__).resolve().parent.parent / "requirements" / "lock.txt"
+
+
+def lock_mismatches(lock=LOCK):
+    "Every package the lock pins for this platform whose installed version differs: [(name, locked, installed)]."
+    out = []
+    for line in Path(lock).read_text().splitlines():
+        if not line or line[0] in " #": continue
+        req = Requirement(line.rstrip(" \\"))
+        if req.marker is not None and not req.marker.evaluate(): continue
+        (pin,) = req.specifier
+        try: installed = version(req.name)
+        except PackageNotFoundError: installed = None
+        if installed != pin.version: out.append((req.name, pin.version, installed))
+    return out
+
+
+def check_env():
+    wrong = lock_mismatches()
+    for name, locked, installed in wrong: print(f"{name}: locked {locked}, installed {installed or 'nothing'}")
+    return not wrong
 
 
 def strip_widget_state(nb):
@@ -29,6 +56,11 @@ def run(path, timeout=1800):
 
 
 if __name__ == "__main__":
-    cmd, *paths = sys.argv[1:]
+    cmd, *args = sys.argv[1:] or [""]
+    if cmd == "check-env": sys.exit(0 if check_env() else 1)
     if cmd != "run": sys.exit(__doc__)
+    paths = [a for a in args if a != "--any-env"]
+    if "--any-env" not in args and not check_env():
+        sys.exit("This environment is not the lock's: lessons saved from it would differ from what the tests expect. "
+                 "Use `make notebooks` (it installs the lock), or pass --any-env for a run not to commit.")
     for p in paths: run(p)
