@@ -19,6 +19,10 @@ prompt (`guidance.rescaled_guidance`): where the prompt matters, the two predict
 and, after every step, put back the *inverted latents of the same timestep* outside the mask.
 (diffusers' pipeline blends with the latents one step noisier than its step's output.)
 Comparisons: the seed's blend with the clean latents, and plain img2img (SDEdit), no mask.
+
+Batches: every function takes one image or a list of B images (a prompt, mask or seed for all, or a
+list of one per image) and runs them in one UNet call per step; a list gets a list back. Each image
+draws its noise from its own seed, so a batch gives, image by image, what B single calls give.
 """
 from __future__ import annotations
 from dataclasses import dataclass
@@ -27,7 +31,8 @@ import torch.nn.functional as F
 
 from .text import as_prompt_list, encode_prompt, encode_cfg_prompts
 from .guidance import rescaled_guidance
-from .inversion import ddim_invert, check_unit_interval, encode_image, sampling_timesteps, DDIMInversion
+from .inversion import (ddim_invert, check_unit_interval, encode_image, sampling_timesteps, DDIMInversion, as_images,
+                        per_image, per_image_prompts)
 from .sampling import denoise
 from .latents import latents_to_pil
 
@@ -47,15 +52,16 @@ class DiffEditMask:
         return soft, soft > self.threshold
 
 
-def _noised(models, image, n, strength, seed, num_inference_steps):
-    "n noised copies of the image's latents at the DDIM timestep `strength` of the way up, and that t."
+def _noised(models, images, n, strength, seeds, num_inference_steps):
+    """n noised copies of each image's latents at the DDIM timestep `strength` of the way up, image by
+    image ((B n) x C x h x w, each image's noise from its own seed), and that t."""
     check_unit_interval("strength", strength)
     if n < 1: raise ValueError(f"n (noise samples) must be >= 1, got {n}")
-    z = encode_image(models, image)
+    z = encode_image(models, images)
     t = sampling_timesteps(models, num_inference_steps, strength)[0]
-    g = torch.Generator().manual_seed(seed)
-    noise = torch.randn((n, *z.shape[1:]), generator=g).to(z.device, z.dtype)
-    return models.scheduler.add_noise(z.expand(n, -1, -1, -1), noise, t.expand(n)), t
+    noise = torch.cat([torch.randn((n, *z.shape[1:]), generator=torch.Generator().manual_seed(s)) for s in seeds])
+    z = z.repeat_interleave(n, 0)
+    return models.scheduler.add_noise(z, noise.to(z.device, z.dtype), t.expand(len(z))), t
 
 
 def _unet_batched(models, x, t, emb, chunk):
@@ -73,40 +79,44 @@ def _to_mask(diff: torch.Tensor, threshold: float, clip_ratio: float) -> DiffEdi
     return DiffEditMask(soft.cpu(), (soft > threshold).cpu(), threshold)
 
 
+def _masks(models, image, prompts, n, strength, seed, num_inference_steps, chunk, difference, threshold, clip_ratio):
+    "The masks of one image or a list: one UNet call of 2 (B n) rows; `difference(first half, second half)` of its eps."
+    check_unit_interval("threshold", threshold)
+    images, batched = as_images(image)
+    x, t = _noised(models, images, n, strength, per_image(seed, len(images), "seed"), num_inference_steps)
+    emb = prompts(len(images)).repeat_interleave(n, 0)    # [a_1 x n, ..., a_B x n ; b_1 x n, ..., b_B x n]
+    eps_a, eps_b = _unet_batched(models, torch.cat([x, x]), t, emb, chunk).chunk(2)
+    masks = [_to_mask(d, threshold, clip_ratio) for d in difference(eps_a, eps_b).unflatten(0, (len(images), n))]
+    return masks if batched else masks[0]
+
+
 @torch.no_grad()
 def diffedit_mask(models, image, reference_prompt: str, query_prompt: str, *, n: int = 10, strength: float = 0.5,
                   threshold: float = 0.5, guidance_scale: float = 7.5, seed: int = 0, num_inference_steps: int = 50,
-                  clip_ratio: float = 3.0, chunk: int | None = None) -> DiffEditMask:
+                  clip_ratio: float = 3.0, chunk: int | None = None) -> DiffEditMask | list[DiffEditMask]:
     """The DiffEdit mask of `image` for the change reference_prompt -> query_prompt.
 
-    image: PIL RGB of the model's size (64x64 toy, 512x512 SD). n noise samples at `strength`
-    in one batched UNet call of 2n rows (`chunk` bounds the rows per call). guidance_scale is
+    image: PIL RGB of the model's size (64x64 toy, 512x512 SD), or a list of B of them with a prompt
+    (and seed) for all or one per image: a list of masks back. n noise samples per image at `strength`,
+    all in one batched UNet call of 2nB rows (`chunk` bounds the rows per call). guidance_scale is
     accepted for parity with diffusers' generate_mask; it cancels out (see the module doc)."""
-    check_unit_interval("threshold", threshold)
-    ref, query = as_prompt_list(reference_prompt, "reference_prompt"), as_prompt_list(query_prompt, "query_prompt")
-    if len(ref) != 1 or len(query) != 1: raise ValueError("give one reference and one query prompt")
-    x, t = _noised(models, image, n, strength, seed, num_inference_steps)
-    emb = encode_prompt(models, ref + query)
-    emb = torch.cat([emb[:1].expand(n, -1, -1), emb[1:].expand(n, -1, -1)])
-    eps_r, eps_q = _unet_batched(models, torch.cat([x, x]), t, emb, chunk).chunk(2)
-    return _to_mask(eps_q - eps_r, threshold, clip_ratio)
+    def prompts(b):
+        ref, query = as_prompt_list(reference_prompt, "reference_prompt"), as_prompt_list(query_prompt, "query_prompt")
+        return encode_prompt(models, per_image_prompts(ref, b, "reference_prompt") + per_image_prompts(query, b, "query_prompt"))
+    return _masks(models, image, prompts, n, strength, seed, num_inference_steps, chunk, lambda r, q: q - r, threshold, clip_ratio)
 
 
 @torch.no_grad()
 def diffedit_mask_single_prompt(models, image, prompt: str, *, g: float = 0.15, n: int = 10, strength: float = 0.5,
                                 threshold: float = 0.5, seed: int = 0, num_inference_steps: int = 50,
-                                clip_ratio: float = 3.0, chunk: int | None = None) -> DiffEditMask:
+                                clip_ratio: float = 3.0, chunk: int | None = None) -> DiffEditMask | list[DiffEditMask]:
     """The seed's variant: one prompt, contrasting +g and −g of the norm-rescaled guidance rule.
 
-    Same post-processing as `diffedit_mask` (the seed decodes its differences to pixels and sums
-    them; here they stay on the latent grid)."""
-    check_unit_interval("threshold", threshold)
-    (prompt,) = as_prompt_list(prompt, "prompt")
-    x, t = _noised(models, image, n, strength, seed, num_inference_steps)
-    emb = encode_cfg_prompts(models, [prompt])
-    emb = torch.cat([emb[:1].expand(n, -1, -1), emb[1:].expand(n, -1, -1)])
-    u, c = _unet_batched(models, torch.cat([x, x]), t, emb, chunk).chunk(2)
-    return _to_mask(rescaled_guidance(u, c, g) - rescaled_guidance(u, c, -g), threshold, clip_ratio)
+    Same post-processing and batching as `diffedit_mask` (the seed decodes its differences to pixels
+    and sums them; here they stay on the latent grid)."""
+    prompts = lambda b: encode_cfg_prompts(models, per_image_prompts(prompt, b, "prompt"))     # [uncond ; cond]
+    diff = lambda u, c: rescaled_guidance(u, c, g) - rescaled_guidance(u, c, -g)
+    return _masks(models, image, prompts, n, strength, seed, num_inference_steps, chunk, diff, threshold, clip_ratio)
 
 
 def _latent_mask(models, mask, like: torch.Tensor) -> torch.Tensor:
@@ -133,17 +143,23 @@ def diffedit(models, image, query_prompt: str, mask, *, ratio: float = 0.8, guid
     mask: a DiffEditMask, or a bool/float h x w (latent grid) or H x W (image) array, 1 = edit.
     blend: 'inverted' (the paper: outside the mask, the DDIM-inverted latents of the same
     timestep), 'clean' (the seed: the clean latents at every step), 'none' (no mask).
-    Pass `inversion` to reuse a `ddim_invert` result (its N and ratio must match)."""
+    Pass `inversion` to reuse a `ddim_invert` result (its N and ratio must match).
+    A batch: a list of B images, with a prompt and mask for all or a list of one per image (and an
+    inversion of the same B images); returns a list of B images (and B x 4 x h x w latents)."""
     if blend not in BLENDS: raise ValueError(f"unknown blend {blend!r}; choose one of {BLENDS}")
-    (query_prompt,) = as_prompt_list(query_prompt, "query_prompt")
+    images, batched = as_images(image)
+    queries = per_image_prompts(query_prompt, len(images), "query_prompt")
+    masks = per_image(mask, len(images), "mask") if batched else [mask]
     ts = sampling_timesteps(models, num_inference_steps, ratio)
     if inversion is None:
-        inversion = ddim_invert(models, image, prompt=inversion_prompt, num_inference_steps=num_inference_steps,
+        inversion = ddim_invert(models, images, prompt=inversion_prompt, num_inference_steps=num_inference_steps,
                                 ratio=ratio, progress=progress)
     elif inversion.num_inference_steps != num_inference_steps or len(inversion.timesteps) != len(ts):
         raise ValueError("the inversion was made with other steps: pass the same num_inference_steps and ratio")
+    elif inversion.latents.shape[1] != len(images):
+        raise ValueError(f"the inversion holds {inversion.latents.shape[1]} images, the edit {len(images)}")
     inv = inversion.latents
-    m = _latent_mask(models, mask, inv[0])
+    m = torch.cat([_latent_mask(models, mk, inv[0, :1]) for mk in masks])     # B x 1 x h x w
     sched = models.scheduler
     sched.set_timesteps(num_inference_steps, device=models.unet.device)  # ddim_invert may have reset it
 
@@ -153,25 +169,30 @@ def diffedit(models, image, query_prompt: str, mask, *, ratio: float = 0.8, guid
         ref = inv[len(ts) - 1 - i] if blend == "inverted" else inv[0]
         return m * z + (1 - m) * ref
 
-    emb = encode_cfg_prompts(models, [query_prompt], negative_prompt)
+    emb = encode_cfg_prompts(models, queries, negative_prompt)
     z = denoise(models, inv[-1], emb, guidance_scale=guidance_scale, timesteps=ts, progress=progress,
                 callback=keep_outside)
-    image = latents_to_pil(models, z)[0]
-    return (image, z) if return_latents else image
+    out = latents_to_pil(models, z)
+    out = out if batched else out[0]
+    return (out, z) if return_latents else out
 
 
 @torch.no_grad()
 def img2img(models, image, prompt: str, *, strength: float = 0.8, guidance_scale: float = 7.5,
             num_inference_steps: int = 50, negative_prompt=None, seed: int = 0, return_latents: bool = False,
             progress: bool = True):
-    "SDEdit: noise the image's latents to `strength` of the way, then sample with `prompt` (no mask)."
-    (prompt,) = as_prompt_list(prompt, "prompt")
-    z0 = encode_image(models, image)
+    """SDEdit: noise the image's latents to `strength` of the way, then sample with `prompt` (no mask).
+    A batch: a list of images with a prompt and seed for all or one per image; each image's noise
+    comes from its own seed."""
+    images, batched = as_images(image)
+    prompts = per_image_prompts(prompt, len(images), "prompt")
+    z0 = encode_image(models, images)
     ts = sampling_timesteps(models, num_inference_steps, strength)
-    g = torch.Generator().manual_seed(seed)
-    noise = torch.randn(z0.shape, generator=g).to(z0.device, z0.dtype)
+    gens = [torch.Generator().manual_seed(s) for s in per_image(seed, len(images), "seed")]
+    noise = torch.cat([torch.randn((1, *z0.shape[1:]), generator=g) for g in gens]).to(z0.device, z0.dtype)
     z = models.scheduler.add_noise(z0, noise, ts[:1])
-    emb = encode_cfg_prompts(models, [prompt], negative_prompt)
-    z = denoise(models, z, emb, guidance_scale=guidance_scale, timesteps=ts, generator=g, progress=progress)
-    image = latents_to_pil(models, z)[0]
-    return (image, z) if return_latents else image
+    emb = encode_cfg_prompts(models, prompts, negative_prompt)
+    z = denoise(models, z, emb, guidance_scale=guidance_scale, timesteps=ts, generator=gens, progress=progress)
+    out = latents_to_pil(models, z)
+    out = out if batched else out[0]
+    return (out, z) if return_latents else out

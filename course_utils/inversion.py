@@ -18,19 +18,21 @@ from .latents import image_to_latents, pil_to_tensor, image_size
 from .text import as_prompt_list, encode_prompt, encode_cfg_prompts
 from .guidance import cfg
 
-__all__ = ["DDIMInversion", "check_image", "check_unit_interval", "encode_image", "sampling_timesteps", "ddim_invert"]
+__all__ = ["DDIMInversion", "as_images", "per_image", "per_image_prompts", "check_image", "check_unit_interval",
+           "encode_image", "sampling_timesteps", "ddim_invert"]
 
 
 @dataclass
 class DDIMInversion:
     """`latents[k]`: the latents at `timesteps[k - 1]` (k >= 1); `latents[0]` the clean latents.
 
-    latents: (K+1) x B x C x h x w; timesteps: K ascending DDIM timesteps; `num_inference_steps`
-    is the sampler's step count N (K = round(N * ratio))."""
+    latents: (K+1) x B x C x h x w (B images); timesteps: K ascending DDIM timesteps;
+    `num_inference_steps` is the sampler's step count N (K = round(N * ratio)); prompt: the
+    inversion's prompt (a list of one per image for a batch)."""
     latents: torch.Tensor
     timesteps: torch.Tensor
     num_inference_steps: int
-    prompt: str
+    prompt: str | list[str]
 
     @property
     def noisiest(self) -> torch.Tensor: return self.latents[-1]
@@ -41,6 +43,28 @@ class DDIMInversion:
         k = (self.timesteps == int(t)).nonzero()
         if not len(k): raise KeyError(f"timestep {int(t)} was not inverted; inverted: {self.timesteps.tolist()}")
         return self.latents[int(k[0]) + 1]
+
+
+def as_images(images) -> tuple[list, bool]:
+    """Editors take one image or a batch, a list of them; -> (list of images, whether a list was given).
+    A single image gets a single answer, a list a list (one per image, in order)."""
+    if isinstance(images, (list, tuple)):
+        if not images: raise ValueError("no images: give an image, or a non-empty list of images")
+        return list(images), True
+    return [images], False
+
+
+def per_image(value, n: int, name: str) -> list:
+    "One value for every image (anything but a list), or a list of exactly one per image -> a list of n."
+    if not isinstance(value, (list, tuple)): return [value] * n
+    if len(value) != n: raise ValueError(f"{name}: got {len(value)} for {n} images; give one per image, or a single one for all")
+    return list(value)
+
+
+def per_image_prompts(prompts, n: int, name: str) -> list[str]:
+    "A prompt for every image, or a list of one per image -> a list of n prompts."
+    prompts = as_prompt_list(prompts, name)
+    return prompts * n if len(prompts) == 1 else per_image(prompts, n, name)
 
 
 def check_unit_interval(name, value, *, closed_right=False):
@@ -60,8 +84,9 @@ def check_image(models, image):
 
 
 def encode_image(models, image) -> torch.Tensor:
-    "Checked image -> its clean latents (posterior mean x scaling factor), 1 x 4 x h x w."
-    return image_to_latents(models, check_image(models, image))
+    "Checked image, or list of B images -> their clean latents (posterior mean x scaling factor), B x 4 x h x w."
+    images, _ = as_images(image)
+    return image_to_latents(models, torch.cat([check_image(models, im) for im in images]))
 
 
 def sampling_timesteps(models, num_inference_steps: int, ratio: float) -> torch.Tensor:
@@ -76,15 +101,17 @@ def sampling_timesteps(models, num_inference_steps: int, ratio: float) -> torch.
 @torch.no_grad()
 def ddim_invert(models, image, *, prompt: str = "", num_inference_steps: int = 50, ratio: float = 0.8,
                 guidance_scale: float = 1.0, progress: bool = True) -> DDIMInversion:
-    """DDIM-encode `image` up to `ratio` of the sampler's N steps; returns every inverted latent.
+    """DDIM-encode `image` (or a list of B images, in one UNet call per step) up to `ratio` of the
+    sampler's N steps; returns every inverted latent, (K+1) x B x 4 x h x w.
 
-    prompt: the text the inversion is conditioned on ("" in DiffEdit); guidance_scale 1 = no CFG
-    (inversion with CFG drifts: exactness needs the model used while inverting)."""
-    (prompt,) = as_prompt_list(prompt, "prompt")
-    z = encode_image(models, image)
+    prompt: the text the inversion is conditioned on ("" in DiffEdit), one for all or one per image;
+    guidance_scale 1 = no CFG (inversion with CFG drifts: exactness needs the model used while inverting)."""
+    images, batched = as_images(image)
+    prompts = per_image_prompts(prompt, len(images), "prompt")
+    z = encode_image(models, images)
     ts = sampling_timesteps(models, num_inference_steps, ratio).flip(0)  # ascending
     guided = guidance_scale != 1
-    emb = encode_cfg_prompts(models, [prompt]) if guided else encode_prompt(models, [prompt])
+    emb = encode_cfg_prompts(models, prompts) if guided else encode_prompt(models, prompts)
     sched, abar = models.scheduler, models.scheduler.alphas_cumprod.to(z.device)
     out, a_s = [z], sched.final_alpha_cumprod.to(z.device)
     for t in tqdm(ts, desc="DDIM inversion", disable=not progress, leave=False):
@@ -95,4 +122,4 @@ def ddim_invert(models, image, *, prompt: str = "", num_inference_steps: int = 5
         x0 = (z - (1 - a_s).sqrt() * eps) / a_s.sqrt()        # x̂_0 from x_s
         z = a_t.sqrt() * x0 + (1 - a_t).sqrt() * eps           # x_t = sqrt(ᾱ_t) x̂_0 + sqrt(1−ᾱ_t) ε
         out.append(z); a_s = a_t
-    return DDIMInversion(torch.stack(out), ts.cpu(), num_inference_steps, prompt)
+    return DDIMInversion(torch.stack(out), ts.cpu(), num_inference_steps, prompts if batched else prompts[0])

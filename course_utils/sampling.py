@@ -22,8 +22,9 @@ from .latents import latents_to_pil
 __all__ = ["initial_latents", "denoise", "generate"]
 
 
-def initial_latents(models, n: int, generator: torch.Generator) -> torch.Tensor:
-    "n x C x h x w Gaussian latents (drawn with `generator`), scaled by the scheduler's init sigma."
+def initial_latents(models, n: int, generator) -> torch.Tensor:
+    """n x C x h x w Gaussian latents (drawn with `generator`, or a list of n generators, one per
+    row), scaled by the scheduler's init sigma."""
     from diffusers.utils.torch_utils import randn_tensor
     u = models.unet
     shape = (n, u.config.in_channels, u.config.sample_size, u.config.sample_size)
@@ -56,18 +57,24 @@ def denoise(models, latents, emb, *, guidance_scale=7.5, guidance="cfg", timeste
 
 
 def generate(models, prompts, *, guidance_scale: float = 7.5, num_inference_steps: int = 50, negative_prompt=None,
-             seed: int = 0, guidance: str = "cfg", generator: torch.Generator | None = None,
+             seed: int | list[int] = 0, guidance: str = "cfg", generator: torch.Generator | None = None,
              return_latents: bool = False, progress: bool = True):
     """Text -> images with the parts in `models` (a `Models` bundle).
 
     prompts: str or list of str. negative_prompt: None, a str, or one per prompt (replaces "" in
     the unconditional branch). guidance: 'cfg' or 'rescaled' (see guidance.py). The noise comes
-    from `generator`, or from a CPU generator seeded with `seed` (as diffusers' examples do).
+    from `generator`, or from a CPU generator seeded with `seed` (as diffusers' examples do); with a
+    list of seeds, one per prompt, each image draws its own noise and comes out as it would alone.
     Returns a list of PIL images, or (images, final latents B x 4 x h x w) with `return_latents`."""
     prompts = as_prompt_list(prompts)
     if guidance not in GUIDANCE: raise ValueError(f"unknown guidance {guidance!r}; choose one of {sorted(GUIDANCE)}")
     if num_inference_steps < 1: raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
-    g = generator if generator is not None else torch.Generator().manual_seed(seed)
+    if isinstance(seed, (list, tuple)):
+        if generator is not None: raise ValueError("give a generator or a list of seeds, not both")
+        if len(seed) != len(prompts): raise ValueError(f"seed: got {len(seed)} for {len(prompts)} prompts; give one per prompt")
+        g = [torch.Generator().manual_seed(s) for s in seed]
+    else:
+        g = generator if generator is not None else torch.Generator().manual_seed(seed)
     plain = guidance == "cfg" and guidance_scale == 1 and negative_prompt is None  # u + 1 (c - u) = c
     emb = encode_prompt(models, prompts) if plain else encode_cfg_prompts(models, prompts, negative_prompt)
     models.scheduler.set_timesteps(num_inference_steps, device=models.unet.device)

@@ -110,3 +110,13 @@ def test_generate_is_seeded_and_rescaled_rule_runs(models):
                  return_latents=True, progress=False)[1]
     assert torch.isfinite(r).all()
     with pytest.raises(ValueError, match="unknown guidance"): generate(models, "x", guidance="nope")
+
+
+@needs_model
+def test_generate_with_one_seed_per_prompt_reproduces_single_calls(models):
+    prompts = ["gray background", "a red plain circle on the left, sky background", "sand background"]
+    _, z = generate(models, prompts, num_inference_steps=4, seed=[5, 6, 7], return_latents=True, progress=False)
+    for i, p in enumerate(prompts):
+        _, z1 = generate(models, p, num_inference_steps=4, seed=5 + i, return_latents=True, progress=False)
+        torch.testing.assert_close(z[i:i + 1], z1, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="seed: got 2 for 3 prompts"): generate(models, prompts, seed=[1, 2])

@@ -1,0 +1,89 @@
+"""Batched DiffEdit, DDIM inversion and SDEdit: a list of images runs in one UNet call per step and
+gives, image by image, what single-image calls give (to float tolerance)."""
+import numpy as np
+import pytest
+import torch
+from course_utils.diffedit import diffedit_mask, diffedit_mask_single_prompt, diffedit, img2img, DiffEditMask
+from course_utils.inversion import ddim_invert
+from course_utils.metrics import held_out_edits
+from course_utils.toyworld import render
+
+
+
+def close(a, b, rel=1e-3):
+    """Equal to float tolerance, measured on the whole tensor: a batched convolution rounds differently
+    from a single one (~1e-6), and inversion and guidance (s = 7.5) on random weights amplify that to
+    ~1e-4 of the latents' norm. A wrong seed, prompt or mask per image is off by 10 % or more."""
+    assert a.shape == b.shape, (a.shape, b.shape)
+    err = ((a.float() - b.float()).norm() / b.float().norm()).item()
+    assert err <= rel, f"relative error {err:.1e} > {rel:.0e}"
+
+
+@pytest.fixture(scope="module")
+def batch():
+    edits = [held_out_edits(k, 1, offset=o)[0] for k, o in (("color", 123), ("texture", 223), ("shape", 323))]
+    return edits, [render(e.source).image for e in edits]
+
+
+def unet_rows(models):
+    "Record the rows of every UNet call (remove the hook when done)."
+    rows = []
+    return rows, models.unet.register_forward_hook(lambda mod, args, out: rows.append(args[0].shape[0]))
+
+
+def test_masks_batched_equal_single(random_models, batch):
+    edits, ims = batch
+    rows, h = unet_rows(random_models)
+    try: masks = diffedit_mask(random_models, ims, [e.source_prompt for e in edits], [e.target_prompt for e in edits],
+                               n=4, seed=[0, 1, 2])
+    finally: h.remove()
+    assert rows == [2 * 4 * 3], "3 images x 4 samples x (reference, query): one UNet call"
+    assert isinstance(masks, list) and len(masks) == 3 and all(isinstance(m, DiffEditMask) for m in masks)
+    for i, (e, im) in enumerate(zip(edits, ims)):
+        one = diffedit_mask(random_models, im, e.source_prompt, e.target_prompt, n=4, seed=i)
+        close(masks[i].soft, one.soft)
+    single = diffedit_mask_single_prompt(random_models, ims, [e.target_prompt for e in edits], n=3)
+    for e, im, mk in zip(edits, ims, single):
+        close(mk.soft, diffedit_mask_single_prompt(random_models, im, e.target_prompt, n=3).soft)
+
+
+def test_inversion_and_edit_batched_equal_single(random_models, batch):
+    edits, ims = batch
+    masks = [np.asarray(e.region) for e in edits]                      # image-size masks, one per image
+    inv = ddim_invert(random_models, ims, num_inference_steps=8, ratio=0.5, progress=False)
+    assert inv.latents.shape == (5, 3, 4, 16, 16)
+    rows, h = unet_rows(random_models)
+    try: out, z = diffedit(random_models, ims, [e.target_prompt for e in edits], masks, ratio=0.5, num_inference_steps=8,
+                           inversion=inv, return_latents=True, progress=False)
+    finally: h.remove()
+    assert rows == [6] * 4, "one UNet call of 2 x 3 rows per step"
+    assert len(out) == 3 and z.shape == (3, 4, 16, 16)
+    for i, (e, im) in enumerate(zip(edits, ims)):
+        inv1 = ddim_invert(random_models, im, num_inference_steps=8, ratio=0.5, progress=False)
+        close(inv.latents[:, i:i + 1], inv1.latents)
+        _, z1 = diffedit(random_models, im, e.target_prompt, masks[i], ratio=0.5, num_inference_steps=8,
+                         return_latents=True, progress=False)
+        close(z[i:i + 1], z1)
+
+
+def test_img2img_batched_equal_single_with_per_image_seeds(random_models, batch):
+    edits, ims = batch
+    out, z = img2img(random_models, ims, "a red plain circle on the left", strength=0.5, num_inference_steps=6,
+                     seed=[3, 4, 5], return_latents=True, progress=False)
+    for i, im in enumerate(ims):
+        _, z1 = img2img(random_models, im, "a red plain circle on the left", strength=0.5, num_inference_steps=6,
+                        seed=3 + i, return_latents=True, progress=False)
+        close(z[i:i + 1], z1)
+
+
+def test_batches_that_do_not_line_up_say_so(random_models, batch):
+    edits, ims = batch
+    m = random_models
+    with pytest.raises(ValueError, match="query_prompt: got 2 for 3 images"): diffedit(m, ims, ["a", "b"], np.zeros((16, 16)))
+    with pytest.raises(ValueError, match="mask: got 1 for 3 images"): diffedit(m, ims, "a", [np.zeros((16, 16))])
+    with pytest.raises(ValueError, match="seed: got 2 for 3 images"): img2img(m, ims, "a", seed=[1, 2])
+    with pytest.raises(ValueError, match="reference_prompt: got 2 for 3 images"): diffedit_mask(m, ims, ["a", "b"], "c")
+    with pytest.raises(ValueError, match="no images"): ddim_invert(m, [])
+    inv = ddim_invert(m, ims[:2], num_inference_steps=4, ratio=0.5, progress=False)
+    with pytest.raises(ValueError, match="the inversion holds 2 images, the edit 3"):
+        diffedit(m, ims, "a", np.zeros((16, 16)), inversion=inv, ratio=0.5, num_inference_steps=4)
