@@ -23,6 +23,11 @@ per concept c_i; each concept gives an edit vector, masked:
 
 active from step `warmup` until step `cooldown`. (With a non-empty source prompt, u is replaced
 by the source-guided prediction used when inverting, so that "no edit" stays exact.)
+
+**Batches.** `ddpm_invert` takes a list of images (a seed and source prompt for all or one per
+image) and `ledits_edit` then takes one list of concepts per image: each step is still ONE UNet
+call, of Σ_i (1 + N_i) rows laid out image by image, so images with different numbers of concepts
+share it. Each image's noise comes from its own seed: a batch gives what single calls give.
 """
 from __future__ import annotations
 import copy
@@ -34,11 +39,11 @@ from tqdm.auto import tqdm
 
 from .attention import capture_cross_attention
 from .guidance import cfg
-from .inversion import encode_image, check_unit_interval
+from .inversion import encode_image, check_unit_interval, as_images, per_image, per_image_prompts
 from .latents import latents_to_pil
 from .text import as_prompt_list, encode_prompt
 
-__all__ = ["EditConcept", "make_concepts", "LeditsInversion", "ddpm_invert", "ledits_edit", "edit_vector", "concept_mask",
+__all__ = ["EditConcept", "make_concepts", "LeditsInversion", "inversion_scheduler", "ddpm_invert", "ledits_edit", "edit_vector", "concept_mask",
            "diffusers_ledits", "reconstruction_errors", "SOLVERS", "MASK_TYPES"]
 
 SOLVERS = ("ddpm", "dpmpp")
@@ -91,7 +96,7 @@ def _as_concepts(concepts) -> list[EditConcept]:
     return out
 
 
-def _scheduler(models, solver):
+def inversion_scheduler(models, solver):
     "A fresh stochastic scheduler with the model's noise schedule: DDIM (used with eta = 1) or SDE-DPM-Solver++(2M)."
     from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
     if solver not in SOLVERS: raise ValueError(f"unknown solver {solver!r}; choose one of {SOLVERS}")
@@ -113,28 +118,42 @@ def _fingerprint(models) -> tuple:
 
 @dataclass
 class LeditsInversion:
-    """xts[k]: latents before sampling step k (xts[0] the noisiest, xts[-1] = x_0); zs[k]: the noise
-    of step k; timesteps: the N sampling timesteps (descending)."""
+    """xts[k]: latents before sampling step k, B x C x h x w (xts[0] the noisiest, xts[-1] = x_0);
+    zs[k]: the noise of step k; timesteps: the N sampling timesteps (descending). `batched`: made
+    from a list of images (source_prompt is then a list, one per image)."""
     xts: torch.Tensor
     zs: torch.Tensor
     timesteps: torch.Tensor
     solver: str
     total_steps: int
-    source_prompt: str
+    source_prompt: str | list[str]
     source_guidance_scale: float
     fingerprint: tuple = field(repr=False)
+    batched: bool = False
 
     @property
     def x0(self) -> torch.Tensor: return self.xts[-1]
 
+    @property
+    def source_prompts(self) -> list[str]: return self.source_prompt if self.batched else [self.source_prompt]
 
-def _base_rows(models, source_prompt):
-    "Embeddings of the rows every step needs: [uncond] or [uncond, source]."
-    return encode_prompt(models, [""] + ([source_prompt] if source_prompt else []))
+
+def _base_emb(models, source_prompts) -> torch.Tensor:
+    "B x r x L x D: each image's base rows (r = 1: u; r = 2: u and its source prompt)."
+    u = encode_prompt(models, [""])
+    if not any(source_prompts): return u[None].expand(len(source_prompts), -1, -1, -1)
+    src = encode_prompt(models, source_prompts)
+    return torch.stack([torch.cat([u, src[i:i + 1]]) for i in range(len(source_prompts))])
+
+
+def _rows(x: torch.Tensor, image_of_row: torch.Tensor) -> torch.Tensor:
+    """The UNet's input rows: row j is image image_of_row[j]'s latents. Inversion and edit build
+    them the same way (contiguous), so the UNet rounds alike in both and "no edit" stays exact."""
+    return x[image_of_row].contiguous()
 
 
 def _base_eps(eps, source_prompt, source_guidance_scale):
-    "u, or u + s_src (c_src − u) when inverting with a source prompt."
+    "One image's base rows (r x C x h x w) -> u, or u + s_src (c_src − u) when it was inverted with a source prompt."
     return cfg(eps[0:1], eps[1:2], source_guidance_scale) if source_prompt else eps[0:1]
 
 
@@ -142,28 +161,34 @@ def _base_eps(eps, source_prompt, source_guidance_scale):
 def ddpm_invert(models, image, *, source_prompt: str = "", source_guidance_scale: float = 3.5,
                 num_inversion_steps: int = 30, skip: float = 0.15, seed: int = 0, solver: str = "ddpm",
                 progress: bool = True) -> LeditsInversion:
-    """Edit-friendly inversion of `image` (PIL RGB of the model's size).
+    """Edit-friendly inversion of `image` (PIL RGB of the model's size), or of a list of B images in
+    one UNet call per step (a source prompt and seed for all, or one per image).
 
     The scheduler gets int(N (1 + skip)) timesteps and the N least noisy are inverted (diffusers'
     convention): a larger `skip` starts the edit from a less noisy latent."""
     if num_inversion_steps < 1: raise ValueError(f"num_inversion_steps must be >= 1, got {num_inversion_steps}")
     if not 0 <= skip < 1: raise ValueError(f"skip must be in [0, 1), got {skip}")
-    (source_prompt,) = as_prompt_list(source_prompt, "source_prompt")
-    sched = _scheduler(models, solver)
+    images, batched = as_images(image)
+    B = len(images)
+    sources = per_image_prompts(source_prompt, B, "source_prompt")
+    seeds = per_image(seed, B, "seed")
+    sched = inversion_scheduler(models, solver)
     kw = _step_kwargs(solver)
     total = int(num_inversion_steps * (1 + skip))
     sched.set_timesteps(total, device=models.unet.device)
     ts = sched.timesteps[-num_inversion_steps:]
-    x0 = encode_image(models, image)
-    g = torch.Generator().manual_seed(seed)
-    noise = torch.randn((len(ts), *x0.shape[1:]), generator=g).to(x0.device, x0.dtype)
-    xts = [sched.add_noise(x0, noise[k:k + 1], ts[k:k + 1]) for k in range(len(ts))] + [x0]  # independent per t
-    emb = _base_rows(models, source_prompt)
+    x0 = encode_image(models, images)                                    # B x C x h x w
+    noise = torch.stack([torch.randn((len(ts), *x0.shape[1:]), generator=torch.Generator().manual_seed(s)) for s in seeds], 1)
+    noise = noise.to(x0.device, x0.dtype)                                 # N x B x C x h x w, each image its own seed
+    xts = [sched.add_noise(x0, noise[k], ts[k:k + 1]) for k in range(len(ts))] + [x0]  # independent per t
+    emb = _base_emb(models, sources)                                      # B x r x L x D
+    r = emb.shape[1]
     zs = []
     for k, t in enumerate(tqdm(ts, desc=f"inversion ({solver})", disable=not progress, leave=False)):
         x = xts[k]
-        eps = _base_eps(models.unet(x.expand(len(emb), -1, -1, -1), t, encoder_hidden_states=emb).sample,
-                        source_prompt, source_guidance_scale)
+        rows = _rows(x, torch.arange(B, device=x.device).repeat_interleave(r))
+        out = models.unet(rows, t, encoder_hidden_states=emb.flatten(0, 1)).sample.unflatten(0, (B, r))
+        eps = torch.cat([_base_eps(out[i], sources[i], source_guidance_scale) for i in range(B)])
         # μ and σ of this step, read off the scheduler (its step is affine in the noise)
         mu = copy.deepcopy(sched).step(eps, t, x, variance_noise=torch.zeros_like(x), **kw).prev_sample
         sigma = copy.deepcopy(sched).step(eps, t, x, variance_noise=torch.ones_like(x), **kw).prev_sample - mu
@@ -172,8 +197,8 @@ def ddpm_invert(models, image, *, source_prompt: str = "", source_guidance_scale
         x_next = sched.step(eps, t, x, variance_noise=z, **kw).prev_sample    # = x_{t−1}, up to rounding
         if k + 1 < len(ts): xts[k + 1] = x_next  # carry the rounding forward; keep the clean x_0 as it is
         zs.append(z)
-    return LeditsInversion(torch.stack(xts), torch.stack(zs), ts.cpu(), solver, total, source_prompt,
-                           source_guidance_scale, _fingerprint(models))
+    return LeditsInversion(torch.stack(xts), torch.stack(zs), ts.cpu(), solver, total, sources if batched else sources[0],
+                           source_guidance_scale, _fingerprint(models), batched)
 
 
 def _gaussian_3x3(x: torch.Tensor, sigma: float = 0.5) -> torch.Tensor:
@@ -209,6 +234,17 @@ def concept_mask(g: torch.Tensor, attn: torch.Tensor | None, threshold: float, *
     return m1, m2, (m1 & m2) if t <= intersect_below else m1
 
 
+def _concept_lists(concepts, inversion) -> list[list[EditConcept]]:
+    """One list of EditConcepts per image. A batched inversion takes a list of B lists (one per image,
+    possibly empty) or one list of concepts for every image; a single image, one list."""
+    B = inversion.xts.shape[1]
+    if not inversion.batched: return [_as_concepts(concepts)]
+    concepts = list(concepts)
+    if concepts and all(isinstance(c, list) for c in concepts):
+        return [_as_concepts(c) for c in per_image(concepts, B, "concepts")]
+    return [_as_concepts(concepts)] * B
+
+
 @torch.no_grad()
 def ledits_edit(models, inversion: LeditsInversion, concepts, *, use_cross_attn_mask: bool = True,
                 use_intersect_mask: bool = True, intersect_below: int = 800, record_masks: bool = False,
@@ -219,46 +255,62 @@ def ledits_edit(models, inversion: LeditsInversion, concepts, *, use_cross_attn_
     Masks: cross-attention M1 if `use_cross_attn_mask`; M1 ∩ M2 if also `use_intersect_mask`
     (for t <= `intersect_below`; the intersection needs M1, so it turns the maps on); M2 alone if
     neither. `record_masks` also returns
-    {mask type: tensor steps x concepts x h x w} ('M1', 'M2', 'mask': the one applied)."""
+    {mask type: tensor steps x concepts x h x w} ('M1', 'M2', 'mask': the one applied).
+    A batched inversion (of a list of B images) takes a list of B concept lists (or one list for
+    all) and returns lists: B images (B x C x h x w latents, B mask records)."""
     if not isinstance(inversion, LeditsInversion): raise TypeError("inversion must come from ddpm_invert")
     if inversion.fingerprint != _fingerprint(models):
         raise ValueError("this inversion was made with other weights: invert the image again with these models")
     if tuple(inversion.x0.shape[-2:]) != (models.unet.config.sample_size,) * 2:
         raise ValueError(f"the inversion's latents are {tuple(inversion.x0.shape[-2:])}, the model works at "
                          f"{models.unet.config.sample_size}x{models.unet.config.sample_size}: invert an image of the model's size")
-    concepts = _as_concepts(concepts)
+    lists, sources = _concept_lists(concepts, inversion), inversion.source_prompts
+    B = len(lists)
     solver, kw = inversion.solver, _step_kwargs(inversion.solver)
-    sched = _scheduler(models, solver)
+    sched = inversion_scheduler(models, solver)
     sched.set_timesteps(inversion.total_steps, device=models.unet.device)
     ts = inversion.timesteps.to(models.unet.device)
-    base = _base_rows(models, inversion.source_prompt)
-    emb = torch.cat([base, encode_prompt(models, [c.prompt for c in concepts])]) if concepts else base
-    n_tok = [len(models.tokenizer(c.prompt).input_ids) - 2 for c in concepts]  # without <bos>, <eos>
+    base = _base_emb(models, sources)                                    # B x r x L x D
+    r = base.shape[1]
+    flat = [c for cs in lists for c in cs]
+    cemb = encode_prompt(models, [c.prompt for c in flat]) if flat else None
+    blocks, first, n = [], [], 0                                         # image i's rows: first[i] .. first[i] + r + N_i
+    for i, cs in enumerate(lists):
+        blocks += [base[i]] + ([cemb[n:n + len(cs)]] if cs else [])
+        first.append(sum(r + len(c) for c in lists[:i])); n += len(cs)
+    emb = torch.cat(blocks)
+    row_image = torch.tensor([i for i, cs in enumerate(lists) for _ in range(r + len(cs))], device=ts.device)
+    n_tok = [[len(models.tokenizer(c.prompt).input_ids) - 2 for c in cs] for cs in lists]  # without <bos>, <eos>
     h, w = inversion.x0.shape[-2:]
-    use_m1 = bool(concepts) and (use_cross_attn_mask or use_intersect_mask)
-    rec = {k: torch.zeros(len(ts), len(concepts), h, w) for k in MASK_TYPES} if record_masks else None
+    use_m1 = bool(flat) and (use_cross_attn_mask or use_intersect_mask)
+    rec = [{k: torch.zeros(len(ts), len(cs), h, w) for k in MASK_TYPES} for cs in lists] if record_masks else None
     x = inversion.xts[0]
     with capture_cross_attention(models.unet, (h // 4, w // 4), ("down", "up")) if use_m1 else nullcontext() as store:
         for k, t in enumerate(tqdm(ts, desc="LEDITS++ edit", disable=not progress, leave=False)):
             if store is not None: store.clear()
-            eps = models.unet(x.expand(len(emb), -1, -1, -1), t, encoder_hidden_states=emb).sample  # ONE call: 1 + N rows
-            u = eps[0:1]
-            guided = _base_eps(eps, inversion.source_prompt, inversion.source_guidance_scale)
+            eps = models.unet(_rows(x, row_image), t, encoder_hidden_states=emb).sample  # ONE call: Σ_i (1 + N_i) rows
             maps = store.mean() if use_m1 else None                           # rows x h/4 x w/4 x tokens
-            for i, c in enumerate(concepts):
-                if not c.active(k): continue
-                g = edit_vector(u, eps[len(base) + i:len(base) + i + 1], c)
-                attn = maps[len(base) + i, :, :, 1:1 + n_tok[i]] if use_m1 else None
-                m1, m2, mask = concept_mask(g, attn, c.threshold, t=int(t), use_intersect_mask=use_intersect_mask,
-                                            intersect_below=intersect_below)
-                guided = guided + mask.to(g.dtype) * g              # ε̂ = u + Σ_i M_i g_i
-                if rec is not None:
-                    rec["M2"][k, i] = m2.float().cpu(); rec["mask"][k, i] = mask.float().cpu()
-                    if m1 is not None: rec["M1"][k, i] = m1.float().cpu()
-            x = sched.step(guided, t, x, variance_noise=inversion.zs[k], **kw).prev_sample
-    image = latents_to_pil(models, x)[0]
-    out = (image,) + ((x,) if return_latents else ()) + ((rec,) if record_masks else ())
-    return out if len(out) > 1 else image
+            out = []
+            for i, cs in enumerate(lists):
+                e = eps[first[i]:first[i] + r + len(cs)]
+                u = e[0:1]
+                guided = _base_eps(e, sources[i], inversion.source_guidance_scale)
+                for j, c in enumerate(cs):
+                    if not c.active(k): continue
+                    g = edit_vector(u, e[r + j:r + j + 1], c)
+                    attn = maps[first[i] + r + j, :, :, 1:1 + n_tok[i][j]] if use_m1 else None
+                    m1, m2, mask = concept_mask(g, attn, c.threshold, t=int(t), use_intersect_mask=use_intersect_mask,
+                                                intersect_below=intersect_below)
+                    guided = guided + mask.to(g.dtype) * g              # ε̂ = u + Σ_i M_i g_i
+                    if rec is not None:
+                        rec[i]["M2"][k, j] = m2.float().cpu(); rec[i]["mask"][k, j] = mask.float().cpu()
+                        if m1 is not None: rec[i]["M1"][k, j] = m1.float().cpu()
+                out.append(guided)
+            x = sched.step(torch.cat(out), t, x, variance_noise=inversion.zs[k], **kw).prev_sample
+    images = latents_to_pil(models, x)
+    if not inversion.batched: images, rec = images[0], (rec[0] if rec is not None else None)
+    out = (images,) + ((x,) if return_latents else ()) + ((rec,) if record_masks else ())
+    return out if len(out) > 1 else images
 
 
 def diffusers_ledits(models):

@@ -1,0 +1,60 @@
+"""Batched LEDITS++: several images inverted together and edited with different numbers of concepts
+in one UNet call per step give, image by image, what single calls give; "no edit" stays exact."""
+import pytest
+import torch
+from course_utils.ledits import ddpm_invert, ledits_edit, EditConcept
+from course_utils.metrics import HELD_OUT
+from course_utils.toyworld import random_scene, render
+
+
+def close(a, b, rel=1e-4):
+    "Equal to float tolerance on the whole tensor (batched and single convolutions round differently)."
+    err = ((a - b).norm() / b.norm()).item()
+    assert err <= rel, f"relative error {err:.1e} > {rel:.0e}"
+
+
+@pytest.fixture(scope="module")
+def images():
+    return [render(random_scene(HELD_OUT + s)).image for s in (31, 32, 33)]
+
+
+CONCEPTS = [[EditConcept("a red thing on the left", scale=5, threshold=0.8)],
+            [],
+            [EditConcept("a thing with a hat on the right", scale=4, threshold=0.7),
+             EditConcept("a thing on the right", scale=4, threshold=0.7, reverse=True)]]
+
+
+@pytest.mark.parametrize("solver", ["ddpm", "dpmpp"])
+def test_batched_inversion_and_edit_equal_single(random_models, images, solver):
+    m = random_models
+    inv = ddpm_invert(m, images, num_inversion_steps=6, skip=0.2, seed=[1, 2, 3], solver=solver, progress=False)
+    assert inv.xts.shape == (7, 3, 4, 16, 16) and inv.batched
+    rows = []
+    h = m.unet.register_forward_hook(lambda mod, args, out: rows.append(args[0].shape[0]))
+    try: ims, z, rec = ledits_edit(m, inv, CONCEPTS, record_masks=True, return_latents=True, progress=False)
+    finally: h.remove()
+    assert rows == [(1 + 1) + 1 + (1 + 2)] * 6, "one UNet call per step, Σ (1 + N_i) rows"
+    assert len(ims) == 3 and z.shape == (3, 4, 16, 16) and [r["mask"].shape[1] for r in rec] == [1, 0, 2]
+    for i, im in enumerate(images):
+        one = ddpm_invert(m, im, num_inversion_steps=6, skip=0.2, seed=i + 1, solver=solver, progress=False)
+        close(inv.xts[:, i:i + 1], one.xts); close(inv.zs[:, i:i + 1], one.zs)
+        _, z1, rec1 = ledits_edit(m, one, CONCEPTS[i], record_masks=True, return_latents=True, progress=False)
+        close(z[i:i + 1], z1)
+        if CONCEPTS[i]: assert (rec[i]["mask"] != rec1["mask"]).float().mean() < 0.01   # a quantile tie may flip a cell
+
+
+def test_batched_no_edit_is_exact_with_source_prompts(random_models, images):
+    inv = ddpm_invert(random_models, images, source_prompt=["a red thing on the left", "", "gray background"],
+                      num_inversion_steps=8, solver="dpmpp", progress=False)
+    _, z = ledits_edit(random_models, inv, [], return_latents=True, progress=False)
+    assert (z - inv.x0).pow(2).mean().sqrt() <= 1e-5
+
+
+def test_one_concept_list_for_all_and_lists_that_do_not_line_up(random_models, images):
+    inv = ddpm_invert(random_models, images[:2], num_inversion_steps=4, progress=False)
+    out = ledits_edit(random_models, inv, ["a red thing on the left"], progress=False)
+    assert len(out) == 2
+    with pytest.raises(ValueError, match="concepts: got 3 for 2 images"):
+        ledits_edit(random_models, inv, [[], [], []], progress=False)
+    with pytest.raises(ValueError, match="seed: got 2 for 3 images"):
+        ddpm_invert(random_models, images, seed=[1, 2], progress=False)
