@@ -1,0 +1,109 @@
+"""Batched vs looped editing on held-out ToyWorld edits, measured side by side in one run.
+
+    python benchmarks/batched.py [--sizes 1 8 32] [--model toy]
+
+For each editor, at each batch size B: the seconds for B single-image calls in a loop, for one call
+with a list of B images, their ratio (the speed-up), and the share of the batched call's wall time
+spent outside UNet calls (the per-step overhead; timed with forward hooks). Where diffusers has a
+pipeline, its seconds per edit on the same weights (looped over min(B, 8) images: it takes one
+image at a time) and our batched seconds per edit over it.
+
+- DiffEdit: the paper's mask (n = 10, strength 0.5) + DDIM encoding to ratio 0.8 + masked decoding,
+  25 steps, guidance 7.5 (diffusers: generate_mask + invert + __call__, inpaint_strength 0.8).
+- SDEdit (img2img): strength 0.6, 25 steps.
+- LEDITS++: SDE-DPM-Solver++ inversion (20 steps, skip 0.15) + an edit with two concepts
+  (diffusers: invert + __call__ with the same concepts, scales and thresholds).
+Run it alone: two torch processes on two cores slow each other several times over.
+"""
+import argparse, os, sys, time
+from pathlib import Path
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import torch
+from course_utils import load_models
+from course_utils.diffedit import diffedit_mask, diffedit, img2img
+from course_utils.ledits import ddpm_invert, ledits_edit, diffusers_ledits, EditConcept
+from course_utils.metrics import held_out_edits
+from course_utils.toyworld import render
+from common import timed
+from diffedit import reference_pipeline_diffedit
+
+STEPS, RATIO, SCALE = 25, 0.8, 7.5
+CONCEPTS = [EditConcept("a thing with a hat on the left", scale=4, threshold=0.7),
+            EditConcept("a green thing on the right", scale=5, threshold=0.8)]
+
+
+class UNetClock:
+    "Seconds spent inside the UNet's forward, summed (pre/post forward hooks)."
+    def __init__(self, unet):
+        self.total, self._t0 = 0.0, None
+        self._h = [unet.register_forward_pre_hook(self._pre), unet.register_forward_hook(self._post)]
+    def _pre(self, *a): self._t0 = time.perf_counter()
+    def _post(self, *a): self.total += time.perf_counter() - self._t0
+    def remove(self): [h.remove() for h in self._h]
+
+
+def editors(m):
+    "name -> (ours(images, edits) for a batch, one(image, edit) for a single image, diffusers(image, edit) or None)."
+    de = reference_pipeline_diffedit(m)
+    lp = diffusers_ledits(m)
+
+    def diffedit_ours(ims, es):
+        masks = diffedit_mask(m, ims, [e.source_prompt for e in es], [e.target_prompt for e in es], n=10, strength=0.5)
+        return diffedit(m, ims, [e.target_prompt for e in es], masks, ratio=RATIO, guidance_scale=SCALE,
+                        num_inference_steps=STEPS, progress=False)
+
+    def diffedit_theirs(im, e):
+        g = torch.Generator().manual_seed(0)
+        mask = de.generate_mask(image=im, source_prompt=e.source_prompt, target_prompt=e.target_prompt, num_maps_per_mask=10,
+                                mask_encode_strength=0.5, num_inference_steps=STEPS * 2, generator=g)
+        lat = de.invert(image=im, prompt="", inpaint_strength=RATIO, num_inference_steps=STEPS, generator=g).latents
+        return de(prompt=e.target_prompt, mask_image=mask, image_latents=lat, inpaint_strength=RATIO, guidance_scale=SCALE,
+                  num_inference_steps=STEPS, generator=g).images[0]
+
+    def ledits_ours(ims, es):
+        inv = ddpm_invert(m, ims, num_inversion_steps=20, skip=0.15, solver="dpmpp", progress=False)
+        return ledits_edit(m, inv, CONCEPTS, progress=False)
+
+    def ledits_theirs(im, e):
+        lp.invert(image=im, num_inversion_steps=20, skip=0.15, generator=torch.Generator().manual_seed(0))
+        return lp(editing_prompt=[c.prompt for c in CONCEPTS], edit_guidance_scale=[c.scale for c in CONCEPTS],
+                  edit_threshold=[c.threshold for c in CONCEPTS], reverse_editing_direction=[c.reverse for c in CONCEPTS],
+                  use_cross_attn_mask=True, use_intersect_mask=True, generator=torch.Generator().manual_seed(0)).images[0]
+
+    sdedit = lambda ims, es: img2img(m, ims, [e.target_prompt for e in es], strength=0.6, num_inference_steps=STEPS, progress=False)
+    return {"DiffEdit (mask + edit)": (diffedit_ours, diffedit_theirs),
+            "SDEdit (img2img)": (sdedit, None),
+            "LEDITS++ (invert + edit, 2 concepts)": (ledits_ours, ledits_theirs)}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1, 8, 32])
+    ap.add_argument("--model", default="toy", help="'toy' or a diffusers folder")
+    a = ap.parse_args(argv)
+    torch.manual_seed(0)
+    m = load_models(a.model)
+    pool = [e for k in ("color", "texture", "shape", "add_accessory") for e in held_out_edits(k, max(a.sizes) // 4 + 1, offset=130_000)]
+    print(f"threads {torch.get_num_threads()}, model {a.model}; seconds (looped = B single-image calls, batched = one call)")
+    print(f"{'editor':>38} | {'B':>3} | {'looped':>7} | {'batched':>7} | speed-up | outside UNet | diffusers s/edit | ours / diffusers")
+    for name, (ours, theirs) in editors(m).items():
+        ours([render(pool[0].source).image], pool[:1])                       # warm-up
+        for B in a.sizes:
+            es = pool[:B]; ims = [render(e.source).image for e in es]
+            _, looped = timed(lambda: [ours([im], [e]) for im, e in zip(ims, es)])
+            clock = UNetClock(m.unet)
+            try: _, batched = timed(lambda: ours(ims, es))
+            finally: clock.remove()
+            ref = "" if theirs is None else None
+            if theirs is not None:
+                k = min(B, 8)
+                _, t = timed(lambda: [theirs(im, e) for im, e in zip(ims[:k], es[:k])])
+                ref = f"{t / k:16.3f} | {batched / B / (t / k):16.2f}"
+            print(f"{name:>38} | {B:>3} | {looped:7.2f} | {batched:7.2f} | {looped / batched:7.1f}x | "
+                  f"{1 - clock.total / batched:11.0%} | {ref or '':>16}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
