@@ -31,10 +31,13 @@ def _nbprobe_moves(x):
     "The values a learner would try, ending where the control started."
     from ipywidgets.widgets.widget_selection import _Selection
     from ipywidgets.widgets.widget_bool import _Bool
-    if isinstance(x, _Selection): return [("index", (x.index + 1) % len(x.options)), ("index", x.index)]
+    if isinstance(x, _Selection): return [("index", (x.index + 1) % len(x.options)), ("index", x.index)] if len(x.options) > 1 else []
     if isinstance(x, _Bool): return [("value", not x.value), ("value", x.value)]
     lo, hi = getattr(x, "min", x.value - 1), getattr(x, "max", x.value + 1)
-    return [("value", hi), ("value", lo), ("value", x.value)]
+    moves, now = [], x.value
+    for v in (hi, lo, x.value):                            # a move to the value it has is no move: skip it
+        if v != now: moves.append(("value", v)); now = v
+    return moves
 
 _nbprobe = [(x, _nbprobe_moves(x)) for x in _nbprobe_controls()]
 print(__import__("json").dumps([[type(x).__name__, x.description, len(m)] for x, m in _nbprobe]))
