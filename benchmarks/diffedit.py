@@ -6,8 +6,8 @@ Per edit kind (colour, texture, shape swap), printed side by side in one run:
 - masks: IoU against the exact edit region (upsampled to 64x64) and time, for this project's
   `diffedit_mask`, diffusers' `generate_mask`, and the seed's single-prompt variant (n = 10,
   strength 0.5 for all);
-- edits: success (the judge reads the changed attribute AND the result is closer to the target
-  than to the source inside the region), preservation (PSNR outside the region vs the source),
+- edits: strict success (the judge reads every attribute of the target scene, the changed one
+  included, AND the result is closer to the target than to the source inside the region), preservation (PSNR outside the region vs the source),
   time; for `diffedit` (DDIM encoding, same-timestep blend) vs diffusers' pipeline
   (generate_mask + invert + __call__) at the same ratio / inpaint_strength, steps and guidance.
 """
@@ -89,7 +89,7 @@ def main(argv=None):
     for k, r in rows.items():
         print(f"{k:>8} | {mean(r['iou_ours']):.3f} {mean(r['t_ours']):5.2f}s | {mean(r['iou_diffusers']):.3f} {mean(r['t_diffusers']):5.2f}s"
               f" | {mean(r['iou_seed']):.3f} {mean(r['t_seed']):5.2f}s | {mean(r['t_ours']) / mean(r['t_diffusers']):.2f}")
-    print("\nedits (mask + inversion + decoding): success = judge AND closer to target; PSNR outside the region")
+    print("\nedits (mask + inversion + decoding): success (strict) = every attribute read right AND closer to target; judge = the changed one read right; PSNR outside the region")
     print(f"{'kind':>8} | {'ours: success judge closer  PSNR':>34} | {'diffusers: success judge closer  PSNR':>38} | time ratio")
     for k, r in rows.items():
         s = {w: {f: mean([x[f] for x in r[w]]) for f in ("success", "judge", "closer", "psnr_outside")} for w in ("ours", "diffusers")}

@@ -8,8 +8,9 @@
    use — with DDIMScheduler diffusers 0.42's `invert` crashes); and DDIM inversion (lesson 3).
 2. Edits on held-out single (colour, texture, add/remove accessory) and double edits (colour +
    accessory), the same concepts, scales, thresholds and steps for both implementations (the
-   tiny model's settings per kind of concept, `metrics.TOY_LEDITS`, unless --scale/--threshold):
-   success (judge AND closer to the target in the region), PSNR outside the region, IoU of the
+   tiny model's settings per kind of concept, `toyworld.TOY_LEDITS`, unless --scale/--threshold):
+   strict success (the judge reads every attribute of the target scene AND the result is closer to
+   the target in the region; `metrics.edit_scores`), PSNR outside the region, IoU of the
    last step's mask with the region (ours), and the time ratio ours / diffusers.
 """
 import argparse, os, sys
@@ -21,9 +22,8 @@ import numpy as np
 import torch
 from course_utils import load_models
 from course_utils.ledits import ddpm_invert, ledits_edit, diffusers_ledits, reconstruction_errors
-from course_utils.metrics import edit_scores, held_out_edits, held_out_scenes, mask_iou, toy_concepts, wilson_interval,\
-    TOY_LEDITS, TOY_LEDITS_SKIP, toy_skip
-from course_utils.toyworld import render, load_judge
+from course_utils.metrics import edit_scores, held_out_edits, held_out_scenes, mask_iou, wilson_interval
+from course_utils.toyworld import render, load_judge, toy_concepts, TOY_LEDITS, TOY_LEDITS_SKIP, toy_skip
 from common import timed
 
 SINGLE = ("color", "texture", "add_accessory", "remove_accessory")

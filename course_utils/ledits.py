@@ -44,7 +44,7 @@ from .latents import latents_to_pil
 from .text import as_prompt_list, encode_prompt
 
 __all__ = ["EditConcept", "make_concepts", "LeditsInversion", "inversion_scheduler", "ddpm_invert", "ledits_edit", "edit_vector", "concept_mask",
-           "diffusers_ledits", "reconstruction_errors", "SOLVERS", "MASK_TYPES"]
+           "diffusers_ledits", "reconstruction_errors", "token_span", "SOLVERS", "MASK_TYPES"]
 
 SOLVERS = ("ddpm", "dpmpp")
 MASK_TYPES = ("M1", "M2", "mask")
@@ -52,16 +52,23 @@ MASK_TYPES = ("M1", "M2", "mask")
 
 @dataclass(frozen=True)
 class EditConcept:
-    "One LEDITS++ edit: its prompt, scale s, direction, quantile threshold λ, and active steps."
+    """One LEDITS++ edit: its prompt, scale s, direction, quantile threshold λ, and active steps.
+
+    mask_words: the words of the prompt whose cross-attention maps M1 sums (None: all of them, as
+    diffusers does). A prompt can carry context the concept's own words need, and M1 then reads only
+    those words: with a causal text encoder a word sees only the words before it."""
     prompt: str
     scale: float = 5.0
     reverse: bool = False
     threshold: float = 0.9
     warmup: int = 0
     cooldown: int | None = None
+    mask_words: str | None = None
 
     def __post_init__(self):
         as_prompt_list(self.prompt, "concept prompt")
+        if self.mask_words is not None and self.mask_words not in self.prompt:
+            raise ValueError(f"mask_words {self.mask_words!r} are not words of the prompt {self.prompt!r}")
         check_unit_interval("threshold", self.threshold)
         if self.warmup < 0: raise ValueError(f"warmup must be >= 0, got {self.warmup}")
         if self.cooldown is not None and self.cooldown <= self.warmup:
@@ -84,6 +91,17 @@ def make_concepts(prompts, *, scale=5.0, reverse=False, threshold=0.9, warmup=0,
     cols = [per(n, v) for n, v in (("scale", scale), ("reverse", reverse), ("threshold", threshold),
                                     ("warmup", warmup), ("cooldown", cooldown))]
     return [EditConcept(p, *c) for p, *c in zip(prompts, *cols)]
+
+
+def token_span(tokenizer, concept: EditConcept) -> tuple[int, int]:
+    """(start, stop): the positions, in the prompt's token ids (<bos> at 0), of the tokens M1 sums:
+    the prompt's words, or the last occurrence of its `mask_words`."""
+    ids = tokenizer(concept.prompt).input_ids[1:-1]                       # without <bos>, <eos>
+    if concept.mask_words is None: return 1, 1 + len(ids)
+    sub = tokenizer(concept.mask_words).input_ids[1:-1]
+    for s in range(len(ids) - len(sub), -1, -1):
+        if ids[s:s + len(sub)] == sub: return 1 + s, 1 + s + len(sub)
+    raise ValueError(f"the tokens of {concept.mask_words!r} are not among those of {concept.prompt!r}")
 
 
 def _as_concepts(concepts) -> list[EditConcept]:
@@ -280,7 +298,7 @@ def ledits_edit(models, inversion: LeditsInversion, concepts, *, use_cross_attn_
         first.append(sum(r + len(c) for c in lists[:i])); n += len(cs)
     emb = torch.cat(blocks)
     row_image = torch.tensor([i for i, cs in enumerate(lists) for _ in range(r + len(cs))], device=ts.device)
-    n_tok = [[len(models.tokenizer(c.prompt).input_ids) - 2 for c in cs] for cs in lists]  # without <bos>, <eos>
+    spans = [[token_span(models.tokenizer, c) for c in cs] for cs in lists]   # the tokens M1 reads, per concept
     h, w = inversion.x0.shape[-2:]
     use_m1 = bool(flat) and (use_cross_attn_mask or use_intersect_mask)
     rec = [{k: torch.zeros(len(ts), len(cs), h, w) for k in MASK_TYPES} for cs in lists] if record_masks else None
@@ -298,7 +316,7 @@ def ledits_edit(models, inversion: LeditsInversion, concepts, *, use_cross_attn_
                 for j, c in enumerate(cs):
                     if not c.active(k): continue
                     g = edit_vector(u, e[r + j:r + j + 1], c)
-                    attn = maps[first[i] + r + j, :, :, 1:1 + n_tok[i][j]] if use_m1 else None
+                    attn = maps[first[i] + r + j, :, :, slice(*spans[i][j])] if use_m1 else None
                     m1, m2, mask = concept_mask(g, attn, c.threshold, t=int(t), use_intersect_mask=use_intersect_mask,
                                                 intersect_below=intersect_below)
                     guided = guided + mask.to(g.dtype) * g              # ε̂ = u + Σ_i M_i g_i

@@ -136,7 +136,7 @@ def resolve(name_or_path: str, cache_dir=None) -> Path:
 
 def _toy_folder() -> Path:
     "The toy model's folder, or a FileNotFoundError saying how to rebuild it."
-    from .toymodel import TOY_PATH
+    from .toyworld.model import TOY_PATH
     if not (TOY_PATH / "model_index.json").is_file():
         raise FileNotFoundError(f"The toy model's weights are missing ({TOY_PATH}). "
                                 "Rebuild them with `python scripts/train_toy_sd.py`.")

@@ -9,7 +9,7 @@ training job), 11 min
 import argparse, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from course_utils import training
+from course_utils.toyworld import training
 from course_utils.toyworld.judge import JUDGE_PATH
 
 

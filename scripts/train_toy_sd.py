@@ -26,7 +26,7 @@ import argparse, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
-from course_utils import toymodel, training
+from course_utils.toyworld import model as toymodel, training
 
 
 def main(argv=None):

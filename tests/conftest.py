@@ -4,7 +4,8 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 import pytest
 import torch
-from course_utils import load_models, toymodel
+from course_utils import load_models
+from course_utils.toyworld import model as toymodel
 
 
 @pytest.fixture(scope="session")

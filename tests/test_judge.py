@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from course_utils import training
+from course_utils.toyworld import training
 from course_utils.toyworld import load_judge, random_scene, render, ATTRIBUTES, EDITS
 
 HELD = range(training.HELD_OUT + 20_000, training.HELD_OUT + 20_400)

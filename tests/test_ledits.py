@@ -3,9 +3,10 @@ import dataclasses
 import pytest
 import torch
 from course_utils.ledits import (EditConcept, make_concepts, ddpm_invert, ledits_edit, edit_vector, concept_mask,
-                                 reconstruction_errors, _gaussian_3x3, _quantile_mask)
+                                 reconstruction_errors, token_span, _gaussian_3x3, _quantile_mask)
 from course_utils.attention import capture_cross_attention
-from course_utils.metrics import HELD_OUT, TOY_LEDITS, TOY_LEDITS_SKIP, concept_kind, held_out_edits, toy_concepts, toy_skip
+from course_utils.metrics import HELD_OUT, held_out_edits
+from course_utils.toyworld import TOY_LEDITS, TOY_LEDITS_SKIP, concept_kind, toy_concepts, toy_skip
 from course_utils.toyworld import random_scene, render
 
 rmse = lambda a, b: (a - b).pow(2).mean().sqrt().item()
@@ -50,8 +51,8 @@ def test_edit_vector_direction_and_scale():
 def test_toy_settings_follow_the_kind_of_each_concept():
     assert [concept_kind(t) for t in ("a thing with a hat on the left", "a thing with sunglasses on the right",
                                       "a striped thing on the right", "a green thing on the left",
-                                      "a thing on the left")] == \
-        ["accessory", "accessory", "texture", "color", "accessory"]
+                                      "a thing on the left", "a triangle on the right", "sky background", "a plain thing on the left")] == \
+        ["accessory", "accessory", "texture", "color", "accessory", "shape", "background", "texture"]
     e = held_out_edits("color_and_accessory", 1)[0]  # new colour, old colour (reverse), the accessory change as a pair
     cs = toy_concepts(e)
     assert [(c.prompt, c.reverse) for c in cs] == e.concepts
@@ -165,3 +166,15 @@ def test_reconstruction_table_ours_exact_beside_the_others(random_models, image)
     assert all(len(r["rmse"]) == len(r["seconds"]) == 2 for r in res.values())
     assert max(res["DDPM (edit-friendly)"]["rmse"] + res["DPM-Solver++ 2M SDE"]["rmse"]) <= 1e-5
     assert min(res["DDIM inversion"]["rmse"]) > 1e-4   # DDIM inversion is only approximate
+
+
+def test_token_span_finds_the_words_m1_reads(random_models):
+    tok = random_models.tokenizer
+    whole = EditConcept("a red thing on the left")
+    assert token_span(tok, whole) == (1, 1 + len(tok(whole.prompt).input_ids) - 2)
+    c = EditConcept("a thing on the left, a red thing on the right", mask_words="a red thing on the right")
+    ids = tok(c.prompt).input_ids
+    start, stop = token_span(tok, c)
+    assert tok.convert_ids_to_tokens(ids[start:stop]) == tok.convert_ids_to_tokens(tok(c.mask_words).input_ids[1:-1])
+    assert stop == len(ids) - 1                     # the last occurrence: the concept's own clause, before <eos>
+    with pytest.raises(ValueError, match="are not words of the prompt"): EditConcept("a red thing", mask_words="a blue")

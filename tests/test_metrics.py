@@ -32,3 +32,19 @@ def test_mask_iou_upsamples_a_latent_mask_to_the_region():
     region = np.zeros((16, 16), bool); region[:4, :2] = True             # half of that block
     assert mask_iou(m, region) == pytest.approx(8 / 16)
     assert mask_iou(np.ones((4, 4)), np.ones((16, 16), bool)) == 1.0
+
+
+def test_edit_scores_strict_success_needs_every_attribute():
+    "An image that lands the edit but also changes the background succeeds leniently, not strictly."
+    from dataclasses import replace
+    from course_utils.metrics import edit_scores, held_out_edits
+    from course_utils.toyworld import render, load_judge, BACKGROUNDS
+    judge = load_judge()
+    e = held_out_edits("color", 1, offset=4242)[0]
+    exact = edit_scores(e, render(e.target).image, judge)
+    assert exact["success"] and exact["lenient"] and exact["kept"] == 1.0
+    other = next(b for b in BACKGROUNDS if b != e.target.background)
+    spilled = edit_scores(e, render(replace(e.target, background=other)).image, judge)
+    assert spilled["lenient"] and not spilled["success"] and spilled["kept"] < 1.0
+    untouched = edit_scores(e, render(e.source).image, judge)
+    assert not untouched["success"] and not untouched["lenient"]

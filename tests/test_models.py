@@ -6,7 +6,7 @@ import json
 import shutil
 import pytest
 import torch
-from course_utils import toymodel
+from course_utils.toyworld import model as toymodel
 from course_utils.models import Models, load_models, ModelNotAvailableError, SD15_CONFIGS, random_sd15
 
 SD_ID = "sd-test/sd15-random"

@@ -6,20 +6,25 @@ samples, so that they are stable, yet fail if the model or a helper breaks."""
 import numpy as np
 from course_utils.diffedit import diffedit_mask, diffedit
 from course_utils.ledits import ddpm_invert, ledits_edit
-from course_utils.metrics import held_out_scenes, held_out_edits, prompt_adherence, edit_scores, iou, psnr, toy_concepts, toy_skip
+from course_utils.metrics import held_out_scenes, held_out_edits, prompt_adherence, edit_scores, iou, psnr
+from course_utils.toyworld import toy_concepts, toy_skip
 from course_utils.latents import image_to_latents, latents_to_pil
 from course_utils.toyworld import render, load_judge
 import pytest
 
-# Bars, each below the value measured on these very samples when the model shipped (in brackets)
+# Bars, each below the value measured on these very samples (in brackets). Success is strict (every
+# attribute of the target read right, and closer to the target inside the region; metrics.edit_scores);
+# the lenient rate (only the changed attributes) has its own bar where the two differ.
 VAE_PSNR = 29.0          # [31.1 dB]
 ADHERENCE = 0.95         # [0.986 of attributes right at s = 5; 0.981 at s = 1]
 MASK_IOU = 0.5           # [0.68]
-DIFFEDIT_SUCCESS = 0.8   # [6 / 6]
+DIFFEDIT_SUCCESS = 0.8   # [6 / 6 strict]
 DIFFEDIT_PSNR = 27.0     # [30.2 dB]
-LEDITS_SUCCESS = 0.65    # [10 / 12 colour edits (8 / 12 with equal scales on both halves); diffusers' pipeline lands about 0.3]
+LEDITS_SUCCESS = 0.4     # [6 / 12 colour edits strict; the misses change something else (see benchmarks/editors.py)]
+LEDITS_LENIENT = 0.65    # [10 / 12 colour edits land (8 / 12 with equal scales on both halves); diffusers' pipeline about 0.3]
 LEDITS_PSNR = 26.0       # [29.6 dB]
-LEDITS_ACCESSORY = 0.6   # [10 / 12 accessories added or removed (skip 0.15)]
+LEDITS_ACCESSORY = 0.5   # [8 / 12 accessories added or removed, strict (skip 0.15)]
+LEDITS_ACCESSORY_LENIENT = 0.6   # [10 / 12]
 LEDITS_ACCESSORY_PSNR = 26.0  # [28.2 dB]
 
 
@@ -51,27 +56,30 @@ def test_diffedit_mask_finds_the_object(toy):
 
 def test_diffedit_recolours_and_preserves(toy, judge):
     edits = held_out_edits("color", 6, offset=500)
-    scores = []
-    for e in edits:
-        im = render(e.source).image
-        mk = diffedit_mask(toy, im, e.source_prompt, e.target_prompt)
-        scores.append(edit_scores(e, diffedit(toy, im, e.target_prompt, mk, ratio=0.8, num_inference_steps=25, progress=False), judge))
+    ims, queries = [render(e.source).image for e in edits], [e.target_prompt for e in edits]
+    masks = diffedit_mask(toy, ims, [e.source_prompt for e in edits], queries)            # one batch
+    out = diffedit(toy, ims, queries, masks, ratio=0.8, num_inference_steps=25, progress=False)
+    scores = [edit_scores(e, im, judge) for e, im in zip(edits, out)]
     assert np.mean([s["success"] for s in scores]) >= DIFFEDIT_SUCCESS
     assert np.mean([s["psnr_outside"] for s in scores]) > DIFFEDIT_PSNR
 
 
 def _ledits_scores(toy, judge, edits):
-    "Invert each edit's source, edit it with the toy settings, score it against the ground truth."
-    scores = []
-    for e in edits:
-        inv = ddpm_invert(toy, render(e.source).image, num_inversion_steps=20, skip=toy_skip(e), solver="dpmpp", progress=False)
-        scores.append(edit_scores(e, ledits_edit(toy, inv, toy_concepts(e), progress=False), judge))
-    return scores
+    "Invert the edits' sources (one batch per skip), edit them with the toy settings, score them against the ground truth."
+    scores = {}
+    for skip in sorted({toy_skip(e) for e in edits}):
+        group = [i for i, e in enumerate(edits) if toy_skip(e) == skip]
+        inv = ddpm_invert(toy, [render(edits[i].source).image for i in group], num_inversion_steps=20, skip=skip,
+                          solver="dpmpp", progress=False)
+        outs = ledits_edit(toy, inv, [toy_concepts(edits[i]) for i in group], progress=False)
+        scores.update({i: edit_scores(edits[i], out, judge) for i, out in zip(group, outs)})
+    return [scores[i] for i in range(len(edits))]
 
 
 def test_ledits_recolours_where_it_belongs(toy, judge):
     scores = _ledits_scores(toy, judge, held_out_edits("color", 12, offset=600))
     assert np.mean([s["success"] for s in scores]) >= LEDITS_SUCCESS
+    assert np.mean([s["lenient"] for s in scores]) >= LEDITS_LENIENT
     assert np.mean([s["psnr_outside"] for s in scores]) > LEDITS_PSNR
 
 
@@ -80,4 +88,5 @@ def test_ledits_adds_and_removes_accessories(toy, judge):
     scores = _ledits_scores(toy, judge, held_out_edits("add_accessory", 6, offset=800) +
                             held_out_edits("remove_accessory", 6, offset=900))
     assert np.mean([s["success"] for s in scores]) >= LEDITS_ACCESSORY
+    assert np.mean([s["lenient"] for s in scores]) >= LEDITS_ACCESSORY_LENIENT
     assert np.mean([s["psnr_outside"] for s in scores]) > LEDITS_ACCESSORY_PSNR

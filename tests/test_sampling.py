@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
-from course_utils import load_models, generate, toymodel
+from course_utils import load_models, generate
+from course_utils.toyworld import model as toymodel
 from course_utils.guidance import cfg, rescaled_guidance, guide
 from course_utils.latents import pil_to_tensor, tensor_to_pil, image_to_latents, latents_to_images
 from course_utils.text import encode_cfg_prompts, tokenize

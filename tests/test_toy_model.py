@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from course_utils import toymodel
+from course_utils.toyworld import model as toymodel
 from course_utils.toyworld import random_scene, render, EDITS
 
 PATH = Path(os.environ.get("TOY_SD_PATH", toymodel.TOY_PATH))

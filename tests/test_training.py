@@ -3,8 +3,8 @@ import numpy as np
 import torch
 from torch import nn
 from transformers import CLIPTokenizer
-from course_utils import toymodel, training
-from course_utils.tokenizer import learn_merges, write_clip_tokenizer
+from course_utils.toyworld import model as toymodel, training
+from course_utils.toyworld.tokenizer import learn_merges, write_clip_tokenizer
 from course_utils.toyworld import random_scene, ATTRIBUTES
 
 

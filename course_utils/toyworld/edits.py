@@ -94,7 +94,7 @@ def texture(scene: Scene, rng: np.random.Generator, slot: str | None = None) -> 
                          "both objects are already striped: there is no plain object to stripe")
     if getattr(scene, slot).texture != "plain": raise ValueError(f"the {slot} object is already striped")
     return Edit("texture", scene, scene.with_object(slot, texture="striped"),
-                [(object_phrase(slot=slot, texture="striped"), False)])
+                [(object_phrase(slot=slot, texture="striped"), False), (object_phrase(slot=slot, texture="plain"), True)])
 
 
 def add_accessory(scene: Scene, rng: np.random.Generator, slot: str | None = None, accessory: str | None = None) -> Edit:

@@ -25,14 +25,15 @@ from torch import nn
 import torch.nn.functional as F
 from safetensors.torch import save_file, load_file
 
-from .toyworld import random_scene, render, object_phrase, SLOTS, WORN
-from . import toymodel
+from .scene import random_scene, object_phrase, SLOTS, WORN
+from .render import render
+from . import model as toymodel
 
 __all__ = ["images_of", "training_caption", "VAELoss", "TextToEps", "train_vae", "finetune_decoder", "train_unet",
            "token_entities", "attention_targets", "AttentionLocalisationLoss", "finetune_attention", "ema_update",
            "save_checkpoint", "load_checkpoint", "train_judge", "judge_accuracy", "augment"]
 
-from .metrics import HELD_OUT  # seeds >= HELD_OUT are never trained on: held-out scenes for evaluation
+from ..metrics import HELD_OUT  # seeds >= HELD_OUT are never trained on: held-out scenes for evaluation
 
 
 def images_of(seeds) -> torch.Tensor:
@@ -371,7 +372,7 @@ def finetune_attention(ckpt_dir, vae, unet, text_encoder, tokenizer, *, epochs=6
     maps LEDITS++ reads) falls on the object, accessory or background it names, keeping the
     denoising loss (the maps of a small model trained on captions alone do not localise words).
     Returns (unet, text_encoder) with EMA weights. Resumes from `ckpt_dir/attention.safetensors`."""
-    from .attention import capture_cross_attention
+    from ..attention import capture_cross_attention
     torch.manual_seed(seed)
     hw = (unet.config.sample_size // 4,) * 2
     unet.requires_grad_(True), text_encoder.requires_grad_(True)  # EMA copies come back frozen
@@ -390,7 +391,7 @@ def finetune_attention(ckpt_dir, vae, unet, text_encoder, tokenizer, *, epochs=6
 # ------------------------------------------------------------------ the judge
 def labels_of(seeds) -> torch.Tensor:
     "B x n_attributes tensor of value indices (order of `ATTRIBUTES`)."
-    from .toyworld import ATTRIBUTES
+    from .scene import ATTRIBUTES
     return torch.tensor([[ATTRIBUTES[k].index(v) for k, v in random_scene(int(s)).attributes().items()]
                          for s in seeds])
 
@@ -414,7 +415,7 @@ class _JudgeLoss(nn.Module):
 def train_judge(ckpt_dir, *, epochs=6, iters=150, bs=64, lr=3e-3, pool=8_000, seed=0):
     "Train the judge on a pool of renders with augmentation; returns the `Judge`."
     _, Callback, _, _ = _fastai()
-    from .toyworld.judge import JudgeNet, Judge
+    from .judge import JudgeNet, Judge
     torch.manual_seed(seed)
     t0 = time.time()
     seeds = list(range(2_000_000, 2_000_000 + pool))

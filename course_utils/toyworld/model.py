@@ -13,7 +13,7 @@ from pathlib import Path
 __all__ = ["TOY_PATH", "WORDS", "VAE", "UNET", "SCHEDULER", "new_vae", "new_unet", "new_text_encoder",
            "write_tokenizer", "save_pipeline"]
 
-TOY_PATH = Path(__file__).parent / "weights" / "toy-sd"
+TOY_PATH = Path(__file__).parent.parent / "weights" / "toy-sd"
 
 VAE = dict(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 3,
            up_block_types=("UpDecoderBlock2D",) * 3, block_out_channels=(16, 32, 64), layers_per_block=1,
@@ -28,7 +28,7 @@ SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, b
 
 
 def _words() -> list[str]:
-    from .toyworld import COLORS, SHAPES, TEXTURES, BACKGROUNDS
+    from .scene import COLORS, SHAPES, TEXTURES, BACKGROUNDS
     return sorted(set(list(COLORS) + list(SHAPES) + list(TEXTURES) + list(BACKGROUNDS) +
                       "a thing with hat sunglasses on the left right background , none".split()))
 
