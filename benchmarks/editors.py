@@ -20,9 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 from course_utils import load_models
 from course_utils.diffedit import diffedit_mask, diffedit, img2img
-from course_utils.ledits import ddpm_invert, ledits_edit
 from course_utils.metrics import edit_scores, held_out_edits, wilson_interval
-from course_utils.toyworld import render, load_judge, toy_concepts, toy_skip
+from course_utils.toyworld import render, load_judge, toy_ledits
 from common import timed
 
 KINDS = ("color", "texture", "shape", "add_accessory", "remove_accessory", "background", "color_and_accessory")
@@ -41,13 +40,7 @@ def diffedit_paper(m, edits):
 
 
 def ledits(m, edits):
-    out = [None] * len(edits)
-    for skip in sorted({toy_skip(e) for e in edits}):                     # one batch per skip
-        idx = [i for i, e in enumerate(edits) if toy_skip(e) == skip]
-        inv = ddpm_invert(m, [render(edits[i].source).image for i in idx], num_inversion_steps=20, skip=skip,
-                          solver="dpmpp", progress=False)
-        for i, im in zip(idx, ledits_edit(m, inv, [toy_concepts(edits[i]) for i in idx], progress=False)): out[i] = im
-    return out
+    return toy_ledits(m, edits)                                            # one batch per skip
 
 
 METHODS = {"sdedit": ("SDEdit", sdedit), "diffedit": ("DiffEdit", diffedit_paper), "ledits": ("LEDITS++", ledits)}

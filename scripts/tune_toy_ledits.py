@@ -13,24 +13,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 from course_utils import load_models
-from course_utils.ledits import ddpm_invert, ledits_edit
 from course_utils.metrics import held_out_edits, edit_scores, wilson_interval
-from course_utils.toyworld import render, load_judge, settings
+from course_utils.toyworld import load_judge, settings, toy_ledits
 
 KINDS = ("color", "texture", "shape", "add_accessory", "remove_accessory", "background", "color_and_accessory")
 
 
 def score(m, judge, edits, variant):
     "Strict and lenient success and PSNR outside, per edit, for one variant (batched per skip)."
-    plans = [variant(e) for e in edits]
-    out = [None] * len(edits)
-    for skip in sorted({p[1] for p in plans}):
-        idx = [i for i, p in enumerate(plans) if p[1] == skip]
-        inv = ddpm_invert(m, [render(edits[i].source).image for i in idx], num_inversion_steps=20, skip=skip,
-                          solver="dpmpp", progress=False)
-        ims = ledits_edit(m, inv, [plans[i][0] for i in idx], progress=False)
-        for i, im in zip(idx, ims): out[i] = edit_scores(edits[i], im, judge)
-    return out
+    ims = toy_ledits(m, edits, concepts=lambda e: variant(e)[0], skip=lambda e: variant(e)[1])
+    return [edit_scores(e, im, judge) for e, im in zip(edits, ims)]
 
 
 VARIANTS = {

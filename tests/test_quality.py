@@ -5,9 +5,8 @@ reconstructions that are exact — with bars well under what `benchmarks/` measu
 samples, so that they are stable, yet fail if the model or a helper breaks."""
 import numpy as np
 from course_utils.diffedit import diffedit_mask, diffedit
-from course_utils.ledits import ddpm_invert, ledits_edit
 from course_utils.metrics import held_out_scenes, held_out_edits, prompt_adherence, edit_scores, iou, psnr
-from course_utils.toyworld import toy_concepts, toy_skip
+from course_utils.toyworld import toy_ledits
 from course_utils.latents import image_to_latents, latents_to_pil
 from course_utils.toyworld import render, load_judge
 import pytest
@@ -66,14 +65,7 @@ def test_diffedit_recolours_and_preserves(toy, judge):
 
 def _ledits_scores(toy, judge, edits):
     "Invert the edits' sources (one batch per skip), edit them with the toy settings, score them against the ground truth."
-    scores = {}
-    for skip in sorted({toy_skip(e) for e in edits}):
-        group = [i for i, e in enumerate(edits) if toy_skip(e) == skip]
-        inv = ddpm_invert(toy, [render(edits[i].source).image for i in group], num_inversion_steps=20, skip=skip,
-                          solver="dpmpp", progress=False)
-        outs = ledits_edit(toy, inv, [toy_concepts(edits[i]) for i in group], progress=False)
-        scores.update({i: edit_scores(edits[i], out, judge) for i, out in zip(group, outs)})
-    return [scores[i] for i in range(len(edits))]
+    return [edit_scores(e, im, judge) for e, im in zip(edits, toy_ledits(toy, edits))]
 
 
 def test_ledits_recolours_where_it_belongs(toy, judge):

@@ -6,7 +6,7 @@ start). The lessons and benchmarks measure on other held-out edits.
 """
 from __future__ import annotations
 
-__all__ = ["TOY_LEDITS", "TOY_LEDITS_SKIP", "toy_skip", "concept_kind", "toy_concepts"]
+__all__ = ["TOY_LEDITS", "TOY_LEDITS_SKIP", "toy_skip", "concept_kind", "toy_concepts", "toy_ledits"]
 
 
 # LEDITS++ on the tiny model: settings per kind of concept, chosen on held-out tuning edits (offsets
@@ -64,3 +64,20 @@ def toy_concepts(edit, settings: dict | None = None) -> list:
         back = s.pop("reverse_scale", None)
         return EditConcept(text, reverse=rev, **(dict(s, scale=back) if rev and back is not None else s))
     return [concept(text, rev) for text, rev in edit.concepts]
+
+
+def toy_ledits(models, edits, *, concepts=None, skip=None, num_steps: int = 20, solver: str = "dpmpp") -> list:
+    """LEDITS++ on ToyWorld edits with the tiny model's settings: the edited images, in order.
+
+    Each edit's source is inverted and edited with `concepts(edit)` (default `toy_concepts`), in one
+    batch per value of `skip(edit)` (default `toy_skip`: a batch shares one inversion schedule)."""
+    from ..ledits import ddpm_invert, ledits_edit
+    from .render import render
+    concepts, skip = concepts or toy_concepts, skip or toy_skip
+    skips, out = [skip(e) for e in edits], [None] * len(edits)
+    for s in sorted(set(skips)):
+        idx = [i for i, k in enumerate(skips) if k == s]
+        inv = ddpm_invert(models, [render(edits[i].source).image for i in idx], num_inversion_steps=num_steps, skip=s,
+                          solver=solver, progress=False)
+        for i, im in zip(idx, ledits_edit(models, inv, [concepts(edits[i]) for i in idx], progress=False)): out[i] = im
+    return out
