@@ -7,7 +7,7 @@ from course_utils.ledits import (EditConcept, make_concepts, ddpm_invert, ledits
 from course_utils.attention import capture_cross_attention
 from course_utils.metrics import HELD_OUT, held_out_edits
 from course_utils.toyworld import TOY_LEDITS, TOY_LEDITS_SKIP, concept_kind, toy_concepts, toy_skip
-from course_utils.toyworld import random_scene, render
+from course_utils.toyworld import random_scene, render, object_phrase
 
 rmse = lambda a, b: (a - b).pow(2).mean().sqrt().item()
 
@@ -54,8 +54,11 @@ def test_toy_settings_follow_the_kind_of_each_concept():
                                       "a thing on the left", "a triangle on the right", "sky background", "a plain thing on the left")] == \
         ["accessory", "accessory", "texture", "color", "accessory", "shape", "background", "texture"]
     e = held_out_edits("color_and_accessory", 1)[0]  # new colour, old colour (reverse), the accessory change as a pair
-    cs = toy_concepts(e)
-    assert [(c.prompt, c.reverse) for c in cs] == e.concepts
+    assert [(c.prompt, c.reverse) for c in toy_concepts(e, whole_object=())] == e.concepts
+    cs = toy_concepts(e)      # colour concepts name the whole object: the target's forward, the source's in reverse
+    slot = "left" if e.concepts[0][0].endswith("left") else "right"
+    assert [c.prompt for c in cs[:2]] == [object_phrase(e.target.objects()[slot], slot), object_phrase(e.source.objects()[slot], slot)]
+    assert [(c.prompt, c.reverse) for c in cs[2:]] == e.concepts[2:] and [c.reverse for c in cs[:2]] == [False, True]
     col, acc = TOY_LEDITS["color"], TOY_LEDITS["accessory"]
     assert [c.scale for c in cs] == [col["scale"], col["reverse_scale"]] + [acc["scale"]] * 2  # the old colour weaker
     assert [c.threshold for c in cs] == [col["threshold"]] * 2 + [acc["threshold"]] * 2
