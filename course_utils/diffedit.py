@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .text import as_prompt_list, encode_prompt, encode_cfg_prompts
+from .text import encode_prompt, encode_cfg_prompts
 from .guidance import rescaled_guidance
 from .inversion import (ddim_invert, check_unit_interval, encode_image, sampling_timesteps, DDIMInversion, as_images,
                         per_image, per_image_prompts)
@@ -100,9 +100,8 @@ def diffedit_mask(models, image, reference_prompt: str, query_prompt: str, *, n:
     (and seed) for all or one per image: a list of masks back. n noise samples per image at `strength`,
     all in one batched UNet call of 2nB rows (`chunk` bounds the rows per call). guidance_scale is
     accepted for parity with diffusers' generate_mask; it cancels out (see the module doc)."""
-    def prompts(b):
-        ref, query = as_prompt_list(reference_prompt, "reference_prompt"), as_prompt_list(query_prompt, "query_prompt")
-        return encode_prompt(models, per_image_prompts(ref, b, "reference_prompt") + per_image_prompts(query, b, "query_prompt"))
+    prompts = lambda b: encode_prompt(models, per_image_prompts(reference_prompt, b, "reference_prompt") +
+                                      per_image_prompts(query_prompt, b, "query_prompt"))
     return _masks(models, image, prompts, n, strength, seed, num_inference_steps, chunk, lambda r, q: q - r, threshold, clip_ratio)
 
 

@@ -31,6 +31,7 @@ share it. Each image's noise comes from its own seed: a batch gives what single 
 """
 from __future__ import annotations
 import copy
+from itertools import accumulate
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 import torch
@@ -161,7 +162,7 @@ def _base_emb(models, source_prompts) -> torch.Tensor:
     u = encode_prompt(models, [""])
     if not any(source_prompts): return u[None].expand(len(source_prompts), -1, -1, -1)
     src = encode_prompt(models, source_prompts)
-    return torch.stack([torch.cat([u, src[i:i + 1]]) for i in range(len(source_prompts))])
+    return torch.stack([u.expand_as(src), src], 1)
 
 
 def _rows(x: torch.Tensor, image_of_row: torch.Tensor) -> torch.Tensor:
@@ -201,11 +202,11 @@ def ddpm_invert(models, image, *, source_prompt: str = "", source_guidance_scale
     xts = [sched.add_noise(x0, noise[k], ts[k:k + 1]) for k in range(len(ts))] + [x0]  # independent per t
     emb = _base_emb(models, sources)                                      # B x r x L x D
     r = emb.shape[1]
+    row_image, emb = torch.arange(B, device=x0.device).repeat_interleave(r), emb.flatten(0, 1)
     zs = []
     for k, t in enumerate(tqdm(ts, desc=f"inversion ({solver})", disable=not progress, leave=False)):
         x = xts[k]
-        rows = _rows(x, torch.arange(B, device=x.device).repeat_interleave(r))
-        out = models.unet(rows, t, encoder_hidden_states=emb.flatten(0, 1)).sample.unflatten(0, (B, r))
+        out = models.unet(_rows(x, row_image), t, encoder_hidden_states=emb).sample.unflatten(0, (B, r))
         eps = torch.cat([_base_eps(out[i], sources[i], source_guidance_scale) for i in range(B)])
         # μ and σ of this step, read off the scheduler (its step is affine in the noise)
         mu = copy.deepcopy(sched).step(eps, t, x, variance_noise=torch.zeros_like(x), **kw).prev_sample
@@ -291,13 +292,11 @@ def ledits_edit(models, inversion: LeditsInversion, concepts, *, use_cross_attn_
     base = _base_emb(models, sources)                                    # B x r x L x D
     r = base.shape[1]
     flat = [c for cs in lists for c in cs]
-    cemb = encode_prompt(models, [c.prompt for c in flat]) if flat else None
-    blocks, first, n = [], [], 0                                         # image i's rows: first[i] .. first[i] + r + N_i
-    for i, cs in enumerate(lists):
-        blocks += [base[i]] + ([cemb[n:n + len(cs)]] if cs else [])
-        first.append(sum(r + len(c) for c in lists[:i])); n += len(cs)
-    emb = torch.cat(blocks)
-    row_image = torch.tensor([i for i, cs in enumerate(lists) for _ in range(r + len(cs))], device=ts.device)
+    cemb = encode_prompt(models, [c.prompt for c in flat]).split([len(cs) for cs in lists]) if flat else [base[0, :0]] * B
+    sizes = [r + len(cs) for cs in lists]                                # image i's rows: first[i] .. first[i] + sizes[i]
+    first = [0, *accumulate(sizes)][:-1]
+    emb = torch.cat([torch.cat([base[i], cemb[i]]) for i in range(B)])
+    row_image = torch.arange(B, device=ts.device).repeat_interleave(torch.tensor(sizes, device=ts.device))
     spans = [[token_span(models.tokenizer, c) for c in cs] for cs in lists]   # the tokens M1 reads, per concept
     h, w = inversion.x0.shape[-2:]
     use_m1 = bool(flat) and (use_cross_attn_mask or use_intersect_mask)
@@ -310,7 +309,7 @@ def ledits_edit(models, inversion: LeditsInversion, concepts, *, use_cross_attn_
             maps = store.mean() if use_m1 else None                           # rows x h/4 x w/4 x tokens
             out = []
             for i, cs in enumerate(lists):
-                e = eps[first[i]:first[i] + r + len(cs)]
+                e = eps[first[i]:first[i] + sizes[i]]
                 u = e[0:1]
                 guided = _base_eps(e, sources[i], inversion.source_guidance_scale)
                 for j, c in enumerate(cs):

@@ -67,13 +67,13 @@ def toy_concepts(edit, settings: dict | None = None, whole_object=WHOLE_OBJECT) 
     the target's (forward) or the source's (reverse), e.g. 'a yellow striped circle with sunglasses on
     the right' for the edit's 'a yellow thing on the right'."""
     from ..ledits import EditConcept
-    from .scene import object_phrase
+    from .scene import object_phrase, SLOTS
     settings = settings or TOY_LEDITS
     def concept(text, rev):
         kind = concept_kind(text)
         s = dict(settings[kind])
         back = s.pop("reverse_scale", None)
-        slot = next((sl for sl in ("left", "right") if text.endswith(f"on the {sl}")), None)
+        slot = next((sl for sl in SLOTS if text.endswith(f"on the {sl}")), None)
         if kind in whole_object and slot: text = object_phrase((edit.source if rev else edit.target).objects()[slot], slot)
         return EditConcept(text, reverse=rev, **(dict(s, scale=back) if rev and back is not None else s))
     return [concept(text, rev) for text, rev in edit.concepts]
