@@ -2,3 +2,4 @@
 __version__ = "0.1.0"
 from .models import Models, load_models, ModelNotAvailableError
 from .sampling import generate
+from .photos import load_photo

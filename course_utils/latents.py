@@ -21,10 +21,11 @@ def pil_to_tensor(images, size: int | None = None) -> torch.Tensor:
     arrs = []
     for im in images:
         if not isinstance(im, Image.Image): raise TypeError(f"expected PIL images, got {type(im).__name__}")
-        if im.mode != "RGB": raise ValueError(f"expected an RGB image, got mode {im.mode!r}: use image.convert('RGB')")
+        if im.mode != "RGB":
+            raise ValueError(f"expected an RGB image, got mode {im.mode!r}: use course_utils.load_photo(image, models)")
         if size is not None and im.size != (size, size):
             raise ValueError(f"expected a {size}x{size} image, got {im.size[0]}x{im.size[1]}: "
-                             f"use image.resize(({size}, {size})) (or crop it square first)")
+                             f"use course_utils.load_photo(image, models) (centre crop + resize to {size}x{size})")
         arrs.append(np.asarray(im, np.float32))
     if len({a.shape for a in arrs}) > 1: raise ValueError("all images must have the same size")
     return torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2) / 127.5 - 1

@@ -17,10 +17,15 @@ from pathlib import Path
 from typing import Any
 import torch
 
-__all__ = ["Models", "load_models", "ModelNotAvailableError", "SD15_CONFIGS", "random_sd15"]
+__all__ = ["Models", "load_models", "ModelNotAvailableError", "SD15_CONFIGS", "random_sd15", "choose_weights", "hub_files"]
 
-HUB_PATTERNS = ["model_index.json", "*/*.json", "*/*.txt", "*/diffusion_pytorch_model.safetensors",
-                "*/model.safetensors"]
+PARTS = ("text_encoder", "vae", "unet")  # the parts with weights; the rest is configs and the tokenizer
+CONFIGS = ["model_index.json", "scheduler/scheduler_config.json", "tokenizer/*",
+           *(f"{p}/config.json" for p in PARTS)]
+# diffusers/transformers weight names: model[.variant][-00001-of-00002].safetensors and their shard index
+_WEIGHTS = re.compile(r"^[^.]+(?:\.(?P<variant>[^.-]+))?(?:-\d+-of-\d+)?\.safetensors$")
+_INDEX = re.compile(r"^[^.]+\.safetensors\.index(?:\.(?P<variant>[^.]+))?\.json$")
+_PICKLES = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
 SD_FOLDER = "model_index.json, tokenizer/, text_encoder/, vae/, unet/ and scheduler/"
 CHOICES = ('"toy" (the course\'s offline model), a local diffusers Stable Diffusion folder, '
            'or a Hugging Face hub id like "stable-diffusion-v1-5/stable-diffusion-v1-5"')
@@ -123,15 +128,56 @@ def _not_available(repo_id: str) -> ModelNotAvailableError:
         f"(e.g. on Colab) to download it, or use load_models(\"toy\"), the course's offline model.")
 
 
-def resolve(name_or_path: str, cache_dir=None) -> Path:
-    "The local diffusers folder for 'toy', a folder, or a hub id (from the cache, or downloaded)."
+def choose_weights(files, dtype: torch.dtype = torch.float32) -> dict[str, str | None]:
+    """For each part with weights, the variant to load (None: the plain files), from a folder's or a hub
+    repository's file list (paths like 'unet/diffusion_pytorch_model.fp16.safetensors').
+
+    float16 takes the 'fp16' variant where the part has one (half the download), else the plain
+    weights (cast when loaded); other dtypes take the plain ones. Safetensors only: a part whose
+    weights are pickles alone (.bin, .ckpt) is an error, because unpickling a file can run its code."""
+    files = [str(f).replace("\\", "/") for f in files]
+    want = "fp16" if dtype == torch.float16 else None
+    out = {}
+    for part in PARTS:
+        names = [f.split("/", 1)[1] for f in files if f.startswith(part + "/") and f.count("/") == 1]
+        variants = {m["variant"] for n in names if (m := _WEIGHTS.match(n))}
+        if not variants:
+            pickles = [n for n in names if n.endswith(_PICKLES)]
+            if pickles:
+                raise FileNotFoundError(
+                    f"{part}/ holds only pickled weights ({', '.join(sorted(pickles))}): the course loads safetensors "
+                    "only, since unpickling a file can run code. Convert them once in a trusted environment "
+                    "(load with diffusers, then save_pretrained(..., safe_serialization=True)) or pick a "
+                    "repository that ships .safetensors.")
+            raise FileNotFoundError(f"{part}/ has no .safetensors weights; a Stable Diffusion folder must contain {SD_FOLDER}")
+        out[part] = want if want in variants else None if None in variants else sorted(variants)[0]
+    return out
+
+
+def hub_files(files, dtype: torch.dtype = torch.float32) -> list[str]:
+    """The files of a hub repository that loading it in `dtype` uses: configs, tokenizer, and one set of
+    safetensors weights per part (see `choose_weights`). Never the safety checker, the feature
+    extractor, pickles, other variants (fp16 / non_ema) or single-file checkpoints at the top."""
+    import fnmatch
+    chosen = choose_weights(files, dtype)
+    def used(f: str) -> bool:
+        if any(fnmatch.fnmatch(f, c) for c in CONFIGS): return True
+        part, _, name = f.partition("/")
+        if part not in chosen or "/" in name: return False
+        m = _WEIGHTS.match(name) or _INDEX.match(name)
+        return m is not None and m["variant"] == chosen[part]
+    return sorted(f for f in files if used(f))
+
+
+def resolve(name_or_path: str, cache_dir=None, dtype: torch.dtype = torch.float32) -> Path:
+    "The local diffusers folder for 'toy', a folder, or a hub id (from the cache, or downloaded: only what `dtype` uses)."
     if name_or_path == "toy": return _toy_folder()
     path = Path(name_or_path).expanduser()
     if path.is_dir(): return _check_folder(path)
     if not _HUB_ID.match(str(name_or_path)):
         raise ValueError(f"{name_or_path!r} is neither an existing folder nor a hub id shaped like "
                          f"'owner/name'. Choose {CHOICES}.")
-    return _check_folder(_snapshot(str(name_or_path), cache_dir))
+    return _check_folder(_snapshot(str(name_or_path), cache_dir, dtype))
 
 
 def _toy_folder() -> Path:
@@ -152,29 +198,42 @@ def _check_folder(path: Path) -> Path:
     return path
 
 
-def _snapshot(repo_id: str, cache_dir=None) -> Path:
-    "The cached (or freshly downloaded) snapshot folder of hub model `repo_id`."
-    from huggingface_hub import snapshot_download
+def folder_files(path: Path) -> list[str]:
+    "The files under `path`, as 'part/name' paths with forward slashes."
+    return [f.relative_to(path).as_posix() for f in Path(path).rglob("*") if f.is_file()]
+
+
+def _snapshot(repo_id: str, cache_dir=None, dtype: torch.dtype = torch.float32) -> Path:
+    """The snapshot folder of hub model `repo_id`: from the cache when offline (or when it already holds
+    what is needed), else downloading exactly `hub_files(...)` of the repository's listing."""
+    from huggingface_hub import HfApi, snapshot_download
     try:
-        return Path(snapshot_download(repo_id, cache_dir=cache_dir, local_files_only=hub_offline(),
-                                      allow_patterns=HUB_PATTERNS))
+        if hub_offline():
+            return Path(snapshot_download(repo_id, cache_dir=cache_dir, local_files_only=True))
+        files = HfApi().list_repo_files(repo_id)
+        return Path(snapshot_download(repo_id, cache_dir=cache_dir, allow_patterns=hub_files(files, dtype)))
     except _network_errors() as e:
         raise _not_available(repo_id) from e
 
 
 def load_models(name_or_path: str = "toy", device=None, dtype=None, *, cache_dir=None) -> Models:
-    "Load tokenizer, text encoder, VAE, UNet and DDIM scheduler of a Stable Diffusion model, frozen."
-    path = resolve(name_or_path, cache_dir)  # first: a missing model fails fast, before the heavy imports
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTokenizer
+    """Load tokenizer, text encoder, VAE, UNet and DDIM scheduler of a Stable Diffusion model, frozen.
+
+    device: default CUDA when there is a GPU, else the CPU; dtype: default float16 for a real model on
+    a GPU, else float32. A hub id downloads only what it uses (`hub_files`), the fp16 variant for
+    float16 where the repository has one; weights are read from safetensors only."""
     device = torch.device(device) if device is not None else default_device()
     if dtype is None:
         dtype = torch.float16 if device.type == "cuda" and name_or_path != "toy" else torch.float32
+    path = resolve(name_or_path, cache_dir, dtype)  # first: a missing model fails fast, before the heavy imports
+    variant = choose_weights(folder_files(path), dtype)
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
     p = str(path)
+    load = lambda cls, part: cls.from_pretrained(p, subfolder=part, dtype=dtype, variant=variant[part],
+                                                  use_safetensors=True)
     tokenizer = CLIPTokenizer.from_pretrained(p, subfolder="tokenizer")
-    text_encoder = CLIPTextModel.from_pretrained(p, subfolder="text_encoder", dtype=dtype)
-    vae = AutoencoderKL.from_pretrained(p, subfolder="vae", dtype=dtype)
-    unet = UNet2DConditionModel.from_pretrained(p, subfolder="unet", dtype=dtype)
+    text_encoder, vae, unet = load(CLIPTextModel, "text_encoder"), load(AutoencoderKL, "vae"), load(UNet2DConditionModel, "unet")
     scheduler = DDIMScheduler.from_pretrained(p, subfolder="scheduler")
     for m in (text_encoder, vae, unet): m.eval().requires_grad_(False)
     return Models(tokenizer, text_encoder, vae, unet, scheduler, device, dtype, str(name_or_path)).to()

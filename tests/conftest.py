@@ -25,3 +25,11 @@ def toy():
     "The shipped tiny SD (skips when its weights are missing)."
     if not (toymodel.TOY_PATH / "model_index.json").exists(): pytest.skip("the toy model's weights are missing")
     return load_models("toy", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def sd_cache(tmp_path_factory):
+    """A Hugging Face cache holding a tiny random model with SD 1.5's structure at 512x512 under SD 1.5's
+    own hub id, with an fp16 variant, a safety checker and pickles beside it (see sd_shaped.py)."""
+    from sd_shaped import write_hub_cache
+    return write_hub_cache(tmp_path_factory.mktemp("hub"))

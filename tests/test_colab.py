@@ -27,10 +27,42 @@ def test_cell_does_nothing_off_colab(monkeypatch):
 def test_cell_clones_installs_and_enters_notebooks_on_colab(monkeypatch):
     monkeypatch.setattr(os.path, "isdir", lambda p: False)
     calls = run_cell(colab.setup_cell_source("an-org/a-course", "dev"), monkeypatch, on_colab=True)
-    (_, clone), (_, pip), chdir = calls
+    (_, clone), (_, install), chdir = calls
     assert clone[:2] == ["git", "clone"] and "https://github.com/an-org/a-course" in clone and "dev" in clone
-    assert pip[1:4] == ["-m", "pip", "install"] and pip[-1] == "/content/course"
+    assert install[1:] == ["/content/course/scripts/colab.py", "--install"]
     assert chdir == ("chdir", "/content/course/notebooks")
+
+
+def fake_colab_env(monkeypatch, before, after):
+    "installed() answers `before` until pip runs, then `after`; pip's command is recorded."
+    state, cmds = {"now": before}, []
+    monkeypatch.setattr(colab, "installed", lambda: dict(state["now"]))
+    def run(cmd, check):
+        cmds.append(cmd); state["now"] = after
+    return run, cmds
+
+
+def test_install_keeps_colabs_torch_and_says_what_it_installed(tmp_path, monkeypatch, capsys):
+    colab_has = {"torch": "2.8.0+cu126", "torchvision": "0.23.0+cu126", "numpy": "2.0.2", "transformers": "4.56.0"}
+    after = {**colab_has, "diffusers": "0.42.1", "transformers": "5.0.0", "course-utils": "0.1.0"}
+    run, cmds = fake_colab_env(monkeypatch, colab_has, after)
+    changed = colab.install(tmp_path, run)
+    (cmd,) = cmds
+    assert cmd[1:4] == ["-m", "pip", "install"] and cmd[-2:] == ["-e", str(tmp_path)]
+    constraints = (tmp_path / ".colab-constraints.txt").read_text().split()
+    assert cmd[cmd.index("-c") + 1] == str(tmp_path / ".colab-constraints.txt")
+    assert constraints == ["torch==2.8.0+cu126", "torchvision==0.23.0+cu126"]  # torchaudio absent: nothing to keep
+    assert changed == {"course-utils": "0.1.0", "diffusers": "0.42.1", "transformers": "5.0.0"}
+    out = capsys.readouterr().out
+    assert "installed: course-utils 0.1.0, diffusers 0.42.1, transformers 5.0.0" in out
+    assert "kept: torch==2.8.0+cu126, torchvision==0.23.0+cu126" in out
+
+
+def test_installed_reads_this_python():
+    have = colab.installed()
+    import torch, nbformat
+    assert have["torch"] == torch.__version__.split("+")[0] or have["torch"] == torch.__version__
+    assert have["nbformat"] == nbformat.__version__
 
 
 def test_stamp_is_idempotent_and_first(tmp_path):

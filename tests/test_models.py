@@ -3,14 +3,13 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"  # never touch the network, whatever the test machine has
 import gc
 import json
-import shutil
 import pytest
 import torch
 from course_utils.toyworld import model as toymodel
-from course_utils.models import Models, load_models, ModelNotAvailableError, SD15_CONFIGS, random_sd15
+from course_utils.models import (Models, load_models, ModelNotAvailableError, SD15_CONFIGS, random_sd15, choose_weights,
+                                 hub_files)
+from sd_shaped import SD15_ID, COMMIT as COMMIT_SD
 
-SD_ID = "sd-test/sd15-random"
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
 MODEL_INDEX = {"_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.42.1",
                "feature_extractor": [None, None], "requires_safety_checker": False, "safety_checker": [None, None],
                "scheduler": ["diffusers", "DDIMScheduler"], "text_encoder": ["transformers", "CLIPTextModel"],
@@ -85,53 +84,112 @@ def test_local_folder_loads(tmp_path):
     assert out.shape == (1, 4, 16, 16)
 
 
-@pytest.fixture(scope="module")
-def sd15_cache(tmp_path_factory):
-    "A hub cache holding SD 1.5's architecture with random fp16 weights, as `snapshot_download` leaves it."
-    cache = tmp_path_factory.mktemp("hub")
-    repo = cache / ("models--" + SD_ID.replace("/", "--"))
-    snap = repo / "snapshots" / COMMIT
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(COMMIT)
+@torch.no_grad()
+def test_random_sd15_is_sd15s_architecture():
+    "SD 1.5's published parameter counts (UNet 859.5M, VAE 83.7M, CLIP ViT-L/14 text 123.1M), built in float16."
     unet, vae, text_encoder = random_sd15(torch.float16)
-    unet.save_pretrained(snap / "unet", safe_serialization=True)
-    vae.save_pretrained(snap / "vae", safe_serialization=True)
-    text_encoder.save_pretrained(snap / "text_encoder")  # transformers 5 always writes safetensors
+    count = lambda m: sum(p.numel() for p in m.parameters())
+    assert (count(unet), count(vae), count(text_encoder)) == (859_520_964, 83_653_863, 123_060_480)
+    assert {unet.dtype, vae.dtype, text_encoder.dtype} == {torch.float16} and torch.get_default_dtype() == torch.float32
     del unet, vae, text_encoder
     gc.collect()
-    if (toymodel.TOY_PATH / "tokenizer").is_dir(): shutil.copytree(toymodel.TOY_PATH / "tokenizer", snap / "tokenizer")
-    else: toymodel.write_tokenizer(snap / "tokenizer")
-    from diffusers import DDIMScheduler
-    DDIMScheduler(**SD15_CONFIGS["scheduler"]).save_pretrained(snap / "scheduler")
-    (snap / "model_index.json").write_text(json.dumps(MODEL_INDEX, indent=2))
-    return cache
 
 
-@torch.no_grad()
-def test_sd15_architecture_loads_from_cache_offline(sd15_cache):
-    m = load_models(SD_ID, cache_dir=sd15_cache)
-    gpu = torch.cuda.is_available()
-    assert m.name == SD_ID
-    assert (m.device.type, m.dtype) == (("cuda", torch.float16) if gpu else ("cpu", torch.float32))
-    m.to("cpu", torch.float32)
-    assert {m.unet.dtype, m.vae.dtype, m.text_encoder.dtype} == {torch.float32}
-    assert len(m.unet.down_blocks) == 4 and tuple(m.unet.config.block_out_channels) == (320, 640, 1280, 1280)
-    assert m.unet.config.cross_attention_dim == 768 and m.text_encoder.config.hidden_size == 768
-    assert m.vae.config.scaling_factor == pytest.approx(0.18215)
-    assert type(m.scheduler).__name__ == "DDIMScheduler" and m.scheduler.config.steps_offset == 1
-    emb = encode(m, "a red circle", 77)  # the toy tokenizer's model_max_length is 32: pad to 77 explicitly
-    assert emb.shape == (1, 77, 768)
-    out = m.unet(torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0)), 500,
-                 encoder_hidden_states=emb).sample
-    assert out.shape == (1, 4, 8, 8) and torch.isfinite(out).all()
-    del m, emb, out
-    gc.collect()
+def test_the_test_model_has_sd15s_structure():
+    "The tiny model the SD-resolution tests use (tests/sd_shaped.py) differs from SD 1.5 only in widths and heads."
+    import sd_shaped
+    same = ("sample_size", "in_channels", "out_channels", "down_block_types", "up_block_types", "flip_sin_to_cos", "freq_shift")
+    assert {k: sd_shaped.UNET[k] for k in same} == {k: SD15_CONFIGS["unet"][k] for k in same}
+    same = ("down_block_types", "up_block_types", "latent_channels", "sample_size", "scaling_factor")
+    assert {k: sd_shaped.VAE[k] for k in same} == {k: SD15_CONFIGS["vae"][k] for k in same}
+    assert sd_shaped.TEXT["max_position_embeddings"] == SD15_CONFIGS["text_encoder"]["max_position_embeddings"] == 77
 
 
-def test_sd15_loads_in_float16_when_asked(sd15_cache):
-    m = load_models(SD_ID, "cpu", torch.float16, cache_dir=sd15_cache)
-    assert m.dtype == torch.float16 and m.device == torch.device("cpu")
-    assert {m.unet.dtype, m.vae.dtype, m.text_encoder.dtype} == {torch.float16}
-    assert not any(p.requires_grad for p in m.unet.parameters())
-    del m
-    gc.collect()
+# --- what a hub id downloads and loads ---------------------------------------------------------------
+# SD 1.5's repository on the hub: diffusers folders with fp16 and non-EMA variants, pickles beside the
+# safetensors, a safety checker and feature extractor, and single-file checkpoints at the top.
+SD15_FILES = """.gitattributes README.md model_index.json v1-5-pruned-emaonly.ckpt v1-5-pruned-emaonly.safetensors
+v1-5-pruned.ckpt v1-5-pruned.safetensors v1-inference.yaml feature_extractor/preprocessor_config.json
+safety_checker/config.json safety_checker/model.fp16.safetensors safety_checker/model.safetensors
+safety_checker/pytorch_model.bin safety_checker/pytorch_model.fp16.bin scheduler/scheduler_config.json
+text_encoder/config.json text_encoder/model.fp16.safetensors text_encoder/model.safetensors
+text_encoder/pytorch_model.bin text_encoder/pytorch_model.fp16.bin tokenizer/merges.txt
+tokenizer/special_tokens_map.json tokenizer/tokenizer_config.json tokenizer/vocab.json unet/config.json
+unet/diffusion_pytorch_model.bin unet/diffusion_pytorch_model.fp16.bin unet/diffusion_pytorch_model.fp16.safetensors
+unet/diffusion_pytorch_model.non_ema.bin unet/diffusion_pytorch_model.non_ema.safetensors
+unet/diffusion_pytorch_model.safetensors vae/config.json vae/diffusion_pytorch_model.bin
+vae/diffusion_pytorch_model.fp16.bin vae/diffusion_pytorch_model.fp16.safetensors
+vae/diffusion_pytorch_model.safetensors""".split()
+COMMON = ["model_index.json", "scheduler/scheduler_config.json", "text_encoder/config.json", "tokenizer/merges.txt",
+          "tokenizer/special_tokens_map.json", "tokenizer/tokenizer_config.json", "tokenizer/vocab.json",
+          "unet/config.json", "vae/config.json"]
+
+
+@pytest.mark.parametrize("dtype,weights", [
+    (torch.float32, ["text_encoder/model.safetensors", "unet/diffusion_pytorch_model.safetensors",
+                     "vae/diffusion_pytorch_model.safetensors"]),
+    (torch.float16, ["text_encoder/model.fp16.safetensors", "unet/diffusion_pytorch_model.fp16.safetensors",
+                     "vae/diffusion_pytorch_model.fp16.safetensors"])])
+def test_hub_files_of_sd15_are_only_what_is_used(dtype, weights):
+    from huggingface_hub.utils import filter_repo_objects  # what snapshot_download does with allow_patterns
+    fetched = sorted(filter_repo_objects(SD15_FILES, allow_patterns=hub_files(SD15_FILES, dtype)))
+    assert fetched == sorted(COMMON + weights)
+
+
+def test_fp16_falls_back_to_the_plain_weights_part_by_part():
+    files = [f for f in SD15_FILES if not f.startswith("vae/diffusion_pytorch_model.fp16")]
+    assert choose_weights(files, torch.float16) == {"text_encoder": "fp16", "vae": None, "unet": "fp16"}
+    assert choose_weights(files, torch.float32) == {"text_encoder": None, "vae": None, "unet": None}
+    sharded = ["unet/diffusion_pytorch_model.fp16-00001-of-00002.safetensors",
+               "unet/diffusion_pytorch_model.fp16-00002-of-00002.safetensors",
+               "unet/diffusion_pytorch_model.safetensors.index.fp16.json", "unet/diffusion_pytorch_model.safetensors"]
+    files = [f for f in SD15_FILES if not f.startswith("unet/")] + sharded + ["unet/config.json"]
+    assert [f for f in hub_files(files, torch.float16) if f.startswith("unet/")] == sorted(sharded[:3] + ["unet/config.json"])
+
+
+def test_pickle_only_weights_are_refused_with_a_clear_error():
+    files = [f for f in SD15_FILES if not (f.startswith("unet/") and f.endswith(".safetensors"))]
+    with pytest.raises(FileNotFoundError, match=r"unet/ holds only pickled weights.*safetensors"):
+        hub_files(files, torch.float16)
+
+
+def test_online_load_lists_the_repo_and_downloads_only_what_it_uses(monkeypatch, sd_cache):
+    "With the hub reachable (faked), snapshot_download is asked for exactly hub_files(listing, dtype)."
+    import huggingface_hub
+    from course_utils import models as M
+    asked = []
+    def fake_snapshot(repo_id, cache_dir=None, allow_patterns=None, local_files_only=False, **kw):
+        asked.append((repo_id, local_files_only, allow_patterns))
+        return str(sd_cache / f"models--{SD15_ID.replace('/', '--')}" / "snapshots" / COMMIT_SD)
+    monkeypatch.setattr(M, "hub_offline", lambda: False)
+    monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_files", lambda self, repo_id, **kw: SD15_FILES)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot)
+    m = load_models(SD15_ID, "cpu", torch.float16)
+    assert asked == [(SD15_ID, False, hub_files(SD15_FILES, torch.float16))]
+    assert not any("safety_checker" in p or p.endswith(".bin") for p in asked[0][2])
+    assert m.unet.dtype == torch.float16
+
+
+def _first_weight(module) -> torch.Tensor:
+    return next(module.parameters()).detach().float()
+
+
+def test_offline_cache_loads_the_fp16_variant_for_float16_and_the_plain_weights_otherwise(sd_cache):
+    """The cache holds both variants (with different weights: seeds 1 and 0), a safety checker and pickles
+    (garbage bytes: opening one would fail); float16 loads the fp16 files, float32 the plain ones."""
+    import sd_shaped
+    plain, fp16 = sd_shaped.build(0), sd_shaped.build(1, torch.float16)
+    m16 = load_models(SD15_ID, "cpu", torch.float16, cache_dir=sd_cache)
+    m32 = load_models(SD15_ID, "cpu", torch.float32, cache_dir=sd_cache)
+    for part in ("text_encoder", "vae", "unet"):
+        assert torch.equal(_first_weight(getattr(m16, part)), _first_weight(fp16[part]))
+        assert torch.equal(_first_weight(getattr(m32, part)), _first_weight(plain[part]))
+    assert m16.unet.dtype == torch.float16 and m32.unet.dtype == torch.float32
+
+
+def test_a_folder_with_only_pickles_is_refused(tmp_path):
+    import sd_shaped
+    path = sd_shaped.write_folder(tmp_path / "sd", fp16_variant=False, extras=False)
+    (path / "unet" / "diffusion_pytorch_model.safetensors").rename(path / "unet" / "diffusion_pytorch_model.bin")
+    with pytest.raises(FileNotFoundError, match="only pickled weights"):
+        load_models(str(path), "cpu")

@@ -1,0 +1,81 @@
+"""Your own photograph, made ready for a model: RGB, square, the model's size.
+
+    photo = load_photo("my_cat.jpg", models)   # path, PIL image or H x W (x C) uint8 array; any size and mode
+
+The editors take exactly what the model was built for (512x512 RGB for SD 1.5, 64x64 for the toy
+model) and refuse anything else. `load_photo` gets a picture there in the plainest way, and says
+what it did:
+
+1. turn it upright (the camera's EXIF orientation), and make it RGB: transparency is laid on white,
+   greyscale, palette and CMYK images are converted;
+2. centre-crop the largest square (nothing is stretched; the long side loses its two edges equally);
+3. resize that square to the model's side with Lanczos filtering (it averages when shrinking, so a
+   large photo does not alias).
+
+To keep a different part of the picture, crop it yourself first (`image.crop((left, top, right, bottom))`).
+"""
+from __future__ import annotations
+from pathlib import Path
+import numpy as np
+from PIL import Image, ImageOps
+
+__all__ = ["load_photo"]
+
+
+def _side(size) -> int:
+    "The square side asked for: an int, or a Models (its VAE's sample size)."
+    if hasattr(size, "vae"): size = size.vae.config.sample_size
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8:
+        raise ValueError(f"size must be the model's image side (an int >= 8) or the models themselves, got {size!r}")
+    return int(size)
+
+
+def _open(photo) -> tuple[Image.Image, str]:
+    "A PIL image and a short name for messages, from a path, a PIL image or a uint8 array."
+    if isinstance(photo, (str, Path)):
+        path = Path(photo).expanduser()
+        if not path.is_file(): raise FileNotFoundError(f"no photo at {path}")
+        with Image.open(path) as im:
+            im.load()
+            return ImageOps.exif_transpose(im), path.name
+    if isinstance(photo, Image.Image): return ImageOps.exif_transpose(photo), "photo"
+    if isinstance(photo, np.ndarray):
+        if photo.dtype != np.uint8 or photo.ndim not in (2, 3) or (photo.ndim == 3 and photo.shape[2] not in (3, 4)):
+            raise ValueError(f"an array photo must be uint8, H x W or H x W x 3/4; got {photo.dtype} {photo.shape}")
+        return Image.fromarray(photo), "array"
+    raise TypeError(f"expected a file path, a PIL image or a uint8 numpy array, got {type(photo).__name__}")
+
+
+def _rgb(im: Image.Image) -> Image.Image:
+    "RGB; anything transparent is composited on white."
+    if im.mode == "RGB": return im
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return im.convert("RGB")
+
+
+def load_photo(photo, size=512, *, verbose: bool = True) -> Image.Image:
+    """A photo of any size and mode -> a `size` x `size` RGB PIL image (centre crop, then Lanczos resize).
+
+    photo: a file path, a PIL image or a uint8 array (H x W or H x W x 3/4);
+    size: the side in pixels, or the `Models` to edit it with (their VAE's sample size);
+    verbose: print what was done, e.g. 'cat.jpg: 451x300 RGB -> centre crop 300x300 (x 75..375) -> 512x512 RGB'."""
+    side = _side(size)
+    im, name = _open(photo)
+    w, h = im.size
+    if min(w, h) == 0: raise ValueError(f"{name} is empty ({w}x{h})")
+    mode, im = im.mode, _rgb(im)
+    s = min(w, h)
+    left, top = (w - s) // 2, (h - s) // 2
+    steps = [f"{name}: {w}x{h} {mode}"]
+    if (w, h) != (s, s):
+        im = im.crop((left, top, left + s, top + s))
+        where = f"x {left}..{left + s}" if w > h else f"y {top}..{top + s}"
+        steps.append(f"centre crop {s}x{s} ({where})")
+    if s != side:
+        im = im.resize((side, side), Image.Resampling.LANCZOS)
+    steps.append(f"{side}x{side} RGB")
+    if verbose: print(" -> ".join(steps))
+    return im

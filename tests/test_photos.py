@@ -1,0 +1,86 @@
+"load_photo: any photo -> the model's square RGB input, centre-cropped, with what it did said."
+from pathlib import Path
+import numpy as np
+import pytest
+from PIL import Image
+from course_utils.photos import load_photo
+
+IMAGES = Path(__file__).resolve().parents[1] / "images"
+
+
+def stripes(w, h, mode="RGB"):
+    "A w x h image whose columns count up (to see which part a crop kept)."
+    a = np.tile((np.arange(w) % 256).astype(np.uint8)[None, :, None], (h, 1, 3))
+    return Image.fromarray(a, "RGB").convert(mode)
+
+
+@pytest.mark.parametrize("name", ["chelsea.jpg", "astronaut.jpg", "coffee.jpg"])
+def test_the_course_photos_from_a_path(name, capsys):
+    im = load_photo(IMAGES / name, 512)
+    assert im.mode == "RGB" and im.size == (512, 512)
+    said = capsys.readouterr().out
+    assert said.startswith(name) and said.strip().endswith("512x512 RGB")
+
+
+def test_landscape_keeps_the_middle_and_says_so(capsys):
+    im = load_photo(stripes(300, 100), 100)
+    assert im.size == (100, 100)
+    cols = np.asarray(im)[0, :, 0]
+    assert cols[0] == 100 and cols[-1] == 199  # x 100..200 of 300, untouched (no resize needed)
+    assert capsys.readouterr().out.strip() == "photo: 300x100 RGB -> centre crop 100x100 (x 100..200) -> 100x100 RGB"
+
+
+def test_portrait_crops_top_and_bottom_equally():
+    a = np.zeros((90, 30, 3), np.uint8); a[30:60] = 255  # white band in the middle third
+    assert (np.asarray(load_photo(a, 30, verbose=False)) == 255).all()
+
+
+def test_small_photos_are_enlarged_large_ones_shrunk():
+    assert load_photo(stripes(40, 40), 64, verbose=False).size == (64, 64)
+    assert load_photo(stripes(1000, 800), 64, verbose=False).size == (64, 64)
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "CMYK", "RGBA", "I;16", "1"])
+def test_any_mode_becomes_rgb(mode):
+    src = stripes(80, 60, "L" if mode == "I;16" else mode) if mode != "I;16" else Image.new("I;16", (80, 60), 1000)
+    assert load_photo(src, 32, verbose=False).mode == "RGB"
+
+
+def test_transparency_is_laid_on_white():
+    a = np.zeros((20, 20, 4), np.uint8)  # fully transparent black
+    assert (np.asarray(load_photo(a, 20, verbose=False)) == 255).all()
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    im = stripes(60, 20)
+    exif = im.getexif(); exif[0x0112] = 6  # "rotate 90° clockwise to view"
+    im.save(tmp_path / "phone.jpg", exif=exif)
+    assert Image.open(tmp_path / "phone.jpg").size == (60, 20)
+    out = load_photo(tmp_path / "phone.jpg", 20, verbose=False)
+    col = np.asarray(out)[:, 10, 0].astype(int)
+    assert abs(col[0] - col[-1]) > 5  # stored rows became columns: the gradient now runs top to bottom
+
+
+def test_models_give_the_size(toy):
+    from course_utils.ledits import ddpm_invert
+    im = load_photo(IMAGES / "coffee.jpg", toy, verbose=False)
+    assert im.size == (64, 64)
+    ddpm_invert(toy, im, num_inversion_steps=2, progress=False)  # the editors take it as it is
+
+
+@pytest.mark.parametrize("bad,size,err,match", [
+    ("no/such/photo.jpg", 64, FileNotFoundError, "no photo"),
+    (b"bytes", 64, TypeError, "file path"),
+    (np.zeros((4, 4, 2), np.uint8), 64, ValueError, "uint8"),
+    (np.zeros((4, 4, 3), np.float32), 64, ValueError, "uint8"),
+    (Image.new("RGB", (8, 8)), 0, ValueError, "size"),
+    (Image.new("RGB", (8, 8)), 64.0, ValueError, "size"),
+])
+def test_bad_input_is_a_clear_error(bad, size, err, match):
+    with pytest.raises(err, match=match): load_photo(bad, size)
+
+
+def test_the_editors_point_to_it():
+    from course_utils.latents import pil_to_tensor
+    with pytest.raises(ValueError, match="load_photo"): pil_to_tensor(Image.new("RGB", (30, 20)), 64)
+    with pytest.raises(ValueError, match="load_photo"): pil_to_tensor(Image.new("L", (64, 64)), 64)

@@ -1,0 +1,76 @@
+"""Every lesson's real-photograph cell (tag `real-photo`), executed as it would run on a GPU, against a
+tiny random model with SD 1.5's structure at 512x512 under SD 1.5's own hub id (a fake offline cache):
+the cells' code cannot rot unseen. They run on the CPU here, in float32, and those with few UNet calls
+also in float16 (the CPU's half kernels are ~5x slower; the others' helpers run in float16 in
+test_sd_resolution.py with fewer steps).
+
+The saved notebooks are not touched: nbval runs the same cells without a GPU (they say so and stop),
+and this test executes the cell's GPU branch, the body of its `if torch.cuda.is_available():`."""
+import ast
+import functools
+from pathlib import Path
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import nbformat
+import pytest
+import torch
+from PIL import Image
+from sd_shaped import SD15_ID
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+LESSONS = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
+
+
+def real_photo_cell(lesson: str) -> str:
+    cells = [c.source for c in nbformat.read(NOTEBOOKS / lesson, 4).cells if "real-photo" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, f"{lesson}: expected one cell tagged real-photo, found {len(cells)}"
+    return cells[0]
+
+
+def gpu_branch(source: str) -> str:
+    "The cell with its top-level `if torch.cuda.is_available(): ... else: ...` replaced by the if's body."
+    tree = ast.parse(source)
+    is_gpu_test = lambda n: isinstance(n, ast.If) and ast.unparse(n.test) == "torch.cuda.is_available()"
+    assert sum(map(is_gpu_test, tree.body)) == 1, "the cell needs one top-level `if torch.cuda.is_available():`"
+    tree.body = [s for n in tree.body for s in (n.body if is_gpu_test(n) else [n])]
+    return ast.unparse(tree)
+
+
+def test_every_lesson_has_a_real_photo_cell_that_does_nothing_without_a_gpu(capsys):
+    for lesson in LESSONS:
+        src = real_photo_cell(lesson)
+        gpu_branch(src)
+        if not torch.cuda.is_available():
+            exec(compile(src, lesson, "exec"), {})
+            assert "No GPU here" in capsys.readouterr().out
+
+
+FEW_UNET_CALLS = {"00_parts_of_stable_diffusion.ipynb", "02_diffedit_masks.ipynb", "04_ledits_inversion.ipynb"}
+RUNS = [(lesson, torch.float32) for lesson in LESSONS] + [(lesson, torch.float16) for lesson in sorted(FEW_UNET_CALLS)]
+
+
+@pytest.mark.parametrize("lesson,dtype", RUNS, ids=[f"{l[:2]}-{str(d)[6:]}" for l, d in RUNS])
+def test_real_photo_cell_runs_at_512(lesson, dtype, sd_cache, monkeypatch):
+    import huggingface_hub.constants, course_utils
+    from course_utils.models import load_models
+    loaded = []
+    def on_this_machine(name, *a, **kw):  # the cell's own call, on the CPU in `dtype`, from the fake cache
+        loaded.append(name)
+        return load_models(name, "cpu", dtype)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(sd_cache))
+    monkeypatch.setattr(course_utils, "load_models", on_this_machine)
+    monkeypatch.chdir(NOTEBOOKS)  # the cells read ../images/
+    plt.close("all")
+    ns = {}
+    exec(compile(gpu_branch(real_photo_cell(lesson)), lesson, "exec"), ns)
+    assert loaded == [SD15_ID]
+    figs = [plt.figure(n) for n in plt.get_fignums()]
+    assert figs and all(f._suptitle is not None and "SD 1.5" in f._suptitle.get_text() for f in figs)
+    images = [v for v in ns.values() if isinstance(v, Image.Image)]
+    images += [v for l in ns.values() if isinstance(l, list) for v in l if isinstance(v, Image.Image)]
+    assert images and all(im.size == (512, 512) and im.mode == "RGB" for im in images)
+    for t in (v for v in ns.values() if isinstance(v, torch.Tensor)):
+        assert torch.isfinite(t.float()).all()
+    if "rel" in ns: assert ns["rel"] <= 5e-5  # lesson 4: "no edit" reproduces the photo's latents
+    plt.close("all")
