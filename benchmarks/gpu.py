@@ -1,0 +1,123 @@
+"""Our helpers vs diffusers' pipelines on SD 1.5's real architecture, side by side in one run (a GPU).
+
+    python benchmarks/gpu.py                       # SD 1.5's architecture, random float16 weights, CUDA
+    python benchmarks/gpu.py --model PATH --device cpu --dtype float32 --repeats 1   # a smoke run anywhere
+
+Speed does not depend on the weights, so nothing is downloaded: `random_sd15` builds the UNet, VAE and
+CLIP text encoder with random weights (a tokenizer over a few words stands in for CLIP's; prompts are
+padded to 77 tokens either way). Both sides run on the very same modules, 512x512, one image:
+
+- generate: 50 DDIM steps, guidance 7.5 (diffusers: StableDiffusionPipeline);
+- DiffEdit: the mask (n = 10 noise samples, strength 0.5, 25 steps) + DDIM encoding to ratio 0.8 +
+  masked decoding, 25 steps (diffusers: StableDiffusionDiffEditPipeline's generate_mask + invert + call);
+- LEDITS++: SDE-DPM-Solver++ inversion (20 steps, skip 0.15) + an edit with two concepts, M1 ∩ M2
+  (diffusers: LEditsPPPipelineStableDiffusion's invert + call).
+
+For each: median seconds per image over `--repeats` runs after a warm-up, peak GPU memory, and
+whether any latent or decoded pixel is NaN/inf (float16 overflow shows up there).
+"""
+import argparse, os, statistics, sys, tempfile, time
+from pathlib import Path
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
+from course_utils import load_models, generate
+from course_utils.models import Models, random_sd15, SD15_CONFIGS
+from course_utils.diffedit import diffedit_mask, diffedit
+from course_utils.ledits import ddpm_invert, ledits_edit, diffusers_ledits, EditConcept
+from course_utils.latents import latents_to_images
+from course_utils.toyworld.tokenizer import write_clip_tokenizer
+
+PROMPT, SOURCE, TARGET = "a photo of a cat", "a photo of a cat", "a photo of a dog"
+CONCEPTS = [EditConcept("sunglasses", scale=4, threshold=0.9), EditConcept("a hat", scale=3, threshold=0.9)]
+T4_GB = 15.0  # a free Colab T4: 16 GB, about 15 usable
+
+
+def sd15(device, dtype) -> Models:
+    "SD 1.5's architecture with random weights, on `device` in `dtype`."
+    from diffusers import DDIMScheduler
+    from transformers import CLIPTokenizer
+    path = write_clip_tokenizer("a photo of cat dog sunglasses hat".split(), Path(tempfile.mkdtemp()) / "tok", 77)
+    unet, vae, text_encoder = random_sd15(dtype)
+    return Models(CLIPTokenizer.from_pretrained(str(path)), text_encoder, vae, unet,
+                  DDIMScheduler(**SD15_CONFIGS["scheduler"]), torch.device(device), dtype, "random SD 1.5").to()
+
+
+def cases(m: Models):
+    "name -> (ours() -> final latents, theirs() -> final latents)."
+    from diffusers import DDIMInverseScheduler, StableDiffusionDiffEditPipeline
+    from PIL import Image
+    import numpy as np
+    size = m.vae.config.sample_size
+    photo = Image.fromarray(np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8))
+    sd = m.pipeline()
+    de = m.pipeline(StableDiffusionDiffEditPipeline, inverse_scheduler=DDIMInverseScheduler.from_config(m.scheduler.config))
+    lp = diffusers_ledits(m)
+    g = lambda: torch.Generator().manual_seed(0)
+
+    def gen_ours(): return generate(m, PROMPT, num_inference_steps=50, return_latents=True, progress=False)[1]
+    def gen_theirs(): return sd(PROMPT, num_inference_steps=50, guidance_scale=7.5, generator=g(), output_type="latent").images
+
+    def de_ours():
+        mask = diffedit_mask(m, photo, SOURCE, TARGET, n=10, strength=0.5, num_inference_steps=25)
+        return diffedit(m, photo, TARGET, mask, ratio=0.8, num_inference_steps=25, return_latents=True, progress=False)[1]
+    def de_theirs():
+        mask = de.generate_mask(image=photo, source_prompt=SOURCE, target_prompt=TARGET, num_maps_per_mask=10,
+                                mask_encode_strength=0.5, num_inference_steps=25, generator=g())
+        lat = de.invert(image=photo, prompt="", inpaint_strength=0.8, num_inference_steps=25, generator=g()).latents
+        return de(prompt=TARGET, mask_image=mask, image_latents=lat, inpaint_strength=0.8, num_inference_steps=25,
+                  generator=g(), output_type="latent").images
+
+    def le_ours():
+        inv = ddpm_invert(m, photo, num_inversion_steps=20, skip=0.15, solver="dpmpp", progress=False)
+        return ledits_edit(m, inv, CONCEPTS, return_latents=True, progress=False)[1]
+    def le_theirs():
+        lp.invert(image=photo, num_inversion_steps=20, skip=0.15, generator=g())
+        return lp(editing_prompt=[c.prompt for c in CONCEPTS], edit_guidance_scale=[c.scale for c in CONCEPTS],
+                  edit_threshold=[c.threshold for c in CONCEPTS], use_cross_attn_mask=True, use_intersect_mask=True,
+                  generator=g(), output_type="latent").images
+
+    return {"generate (50 steps)": (gen_ours, gen_theirs), "DiffEdit (mask n=10 + edit, 25 steps)": (de_ours, de_theirs),
+            "LEDITS++ (20 + 20 steps, 2 concepts)": (le_ours, le_theirs)}
+
+
+def measure(m: Models, f, repeats: int):
+    "(median seconds, peak GB or None, finite?) of f() -> latents; the decoded image is checked too."
+    cuda = m.device.type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    finite = True
+    with torch.no_grad():
+        z = f(); sync()                                          # warm-up (and the NaN check)
+        finite = bool(torch.isfinite(z).all()) and bool(torch.isfinite(latents_to_images(m, z)).all())
+        if cuda: torch.cuda.reset_peak_memory_stats()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter(); f(); sync(); times.append(time.perf_counter() - t0)
+    peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
+    return statistics.median(times), peak, finite
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=None, help="a diffusers folder (default: SD 1.5's architecture, random weights)")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--dtype", default="float16", choices=["float16", "float32", "bfloat16"])
+    ap.add_argument("--repeats", type=int, default=3)
+    a = ap.parse_args(argv)
+    dtype = getattr(torch, a.dtype)
+    torch.manual_seed(0)
+    m = load_models(a.model, a.device, dtype) if a.model else sd15(a.device, dtype)
+    name = torch.cuda.get_device_name() if m.device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"{m.name}, {m.vae.config.sample_size}x{m.vae.config.sample_size}, {a.dtype}, {name}; "
+          f"median of {a.repeats} after a warm-up; peak memory over the timed runs")
+    print(f"{'':>38} | {'ours s':>7} | {'diffusers s':>11} | ours/theirs | {'ours GB':>7} | {'theirs GB':>9} | fits T4 | finite")
+    for case, (ours, theirs) in cases(m).items():
+        (to, po, fo), (tt, pt, ft) = measure(m, ours, a.repeats), measure(m, theirs, a.repeats)
+        gb = lambda p: f"{p:7.2f}" if p is not None else "      -"
+        fits = "-" if po is None else ("yes" if max(po, pt) <= T4_GB else "no")
+        print(f"{case:>38} | {to:7.3f} | {tt:11.3f} | {to / tt:11.2f} | {gb(po)} | {gb(pt):>9} | {fits:>7} | "
+              f"{'yes' if fo and ft else 'NO: ours' * (not fo) + ' theirs' * (not ft)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
