@@ -22,12 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch
 from course_utils import load_models
-from course_utils.diffedit import diffedit_mask, diffedit, img2img
+from course_utils.diffedit import diffedit_mask, diffedit, img2img, diffusers_diffedit
 from course_utils.ledits import ddpm_invert, ledits_edit, diffusers_ledits, EditConcept
 from course_utils.metrics import held_out_edits
 from course_utils.toyworld import render
 from common import timed
-from diffedit import reference_pipeline_diffedit
 
 STEPS, RATIO, SCALE = 25, 0.8, 7.5
 CONCEPTS = [EditConcept("a thing with a hat on the left", scale=4, threshold=0.7),
@@ -46,7 +45,7 @@ class UNetClock:
 
 def editors(m):
     "name -> (ours(images, edits) for a batch, one(image, edit) for a single image, diffusers(image, edit) or None)."
-    de = reference_pipeline_diffedit(m)
+    de = diffusers_diffedit(m)
     lp = diffusers_ledits(m)
 
     def diffedit_ours(ims, es):

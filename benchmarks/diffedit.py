@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from course_utils import load_models
-from course_utils.diffedit import diffedit_mask, diffedit_mask_single_prompt, diffedit
+from course_utils.diffedit import diffedit_mask, diffedit_mask_single_prompt, diffedit, diffusers_diffedit
 from course_utils.metrics import iou, edit_scores, held_out_edits
 from course_utils.toyworld import render, load_judge
 from common import timed
@@ -33,12 +33,6 @@ def up(mask16) -> np.ndarray:
     return (F.interpolate(m, size=(64, 64), mode="bilinear", align_corners=False)[0, 0] > 0.5).numpy()
 
 
-def reference_pipeline_diffedit(models):
-    from diffusers import StableDiffusionDiffEditPipeline, DDIMInverseScheduler
-    return models.pipeline(StableDiffusionDiffEditPipeline,
-                           inverse_scheduler=DDIMInverseScheduler.from_config(models.scheduler.config))
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=20, help="held-out edits per kind")
@@ -49,7 +43,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     torch.manual_seed(0)
     m, judge = load_models(a.model, device="cpu"), load_judge()
-    ref = reference_pipeline_diffedit(m)
+    ref = diffusers_diffedit(m)
     rows = {}
     for kind in KINDS:
         r = {k: [] for k in ("iou_ours", "iou_diffusers", "iou_seed", "t_ours", "t_diffusers", "t_seed",

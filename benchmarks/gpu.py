@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 from course_utils import load_models, generate
 from course_utils.models import Models, random_sd15, SD15_CONFIGS
-from course_utils.diffedit import diffedit_mask, diffedit
+from course_utils.diffedit import diffedit_mask, diffedit, diffusers_diffedit
 from course_utils.ledits import ddpm_invert, ledits_edit, diffusers_ledits, EditConcept
 from course_utils.latents import latents_to_images
 from course_utils.toyworld.tokenizer import write_clip_tokenizer
@@ -45,13 +45,12 @@ def sd15(device, dtype) -> Models:
 
 def cases(m: Models):
     "name -> (ours() -> final latents, theirs() -> final latents)."
-    from diffusers import DDIMInverseScheduler, StableDiffusionDiffEditPipeline
     from PIL import Image
     import numpy as np
     size = m.vae.config.sample_size
     photo = Image.fromarray(np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8))
     sd = m.pipeline()
-    de = m.pipeline(StableDiffusionDiffEditPipeline, inverse_scheduler=DDIMInverseScheduler.from_config(m.scheduler.config))
+    de = diffusers_diffedit(m)
     lp = diffusers_ledits(m)
     g = lambda: torch.Generator().manual_seed(0)
 

@@ -36,7 +36,7 @@ from .inversion import (ddim_invert, check_unit_interval, encode_image, sampling
 from .sampling import denoise
 from .latents import latents_to_pil
 
-__all__ = ["DiffEditMask", "diffedit_mask", "diffedit_mask_single_prompt", "diffedit", "img2img", "BLENDS"]
+__all__ = ["DiffEditMask", "diffedit_mask", "diffedit_mask_single_prompt", "diffedit", "img2img", "diffusers_diffedit", "BLENDS"]
 
 
 @dataclass
@@ -195,3 +195,11 @@ def img2img(models, image, prompt: str, *, strength: float = 0.8, guidance_scale
     out = latents_to_pil(models, z)
     out = out if batched else out[0]
     return (out, z) if return_latents else out
+
+
+def diffusers_diffedit(models):
+    """diffusers' `StableDiffusionDiffEditPipeline` on the same modules (DDIM, and DDIM inverse for its
+    `invert`), to compare with."""
+    from diffusers import StableDiffusionDiffEditPipeline, DDIMInverseScheduler
+    return models.pipeline(StableDiffusionDiffEditPipeline,
+                           inverse_scheduler=DDIMInverseScheduler.from_config(models.scheduler.config))

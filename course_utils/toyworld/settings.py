@@ -79,18 +79,23 @@ def toy_concepts(edit, settings: dict | None = None, whole_object=WHOLE_OBJECT) 
     return [concept(text, rev) for text, rev in edit.concepts]
 
 
-def toy_ledits(models, edits, *, concepts=None, skip=None, num_steps: int = 20, solver: str = "dpmpp") -> list:
-    """LEDITS++ on ToyWorld edits with the tiny model's settings: the edited images, in order.
+def toy_ledits(models, edits, *, concepts=None, skip=None, num_steps: int = 20, solver: str = "dpmpp",
+               record_masks: bool = False, **edit_kw) -> list:
+    """LEDITS++ on ToyWorld edits with the tiny model's settings: the edited images, in order (and, with
+    `record_masks`, each edit's mask record, as `ledits_edit` gives it).
 
     Each edit's source is inverted and edited with `concepts(edit)` (default `toy_concepts`), in one
-    batch per value of `skip(edit)` (default `toy_skip`: a batch shares one inversion schedule)."""
+    batch per value of `skip(edit)` (default `toy_skip`: a batch shares one inversion schedule);
+    `edit_kw` goes to `ledits_edit` (e.g. use_cross_attn_mask=False for M2 alone)."""
     from ..ledits import ddpm_invert, ledits_edit
     from .render import render
     concepts, skip = concepts or toy_concepts, skip or toy_skip
-    skips, out = [skip(e) for e in edits], [None] * len(edits)
+    skips, out, masks = [skip(e) for e in edits], [None] * len(edits), [None] * len(edits)
     for s in sorted(set(skips)):
         idx = [i for i, k in enumerate(skips) if k == s]
         inv = ddpm_invert(models, [render(edits[i].source).image for i in idx], num_inversion_steps=num_steps, skip=s,
                           solver=solver, progress=False)
-        for i, im in zip(idx, ledits_edit(models, inv, [concepts(edits[i]) for i in idx], progress=False)): out[i] = im
-    return out
+        res = ledits_edit(models, inv, [concepts(edits[i]) for i in idx], record_masks=record_masks, progress=False, **edit_kw)
+        ims, recs = res if record_masks else (res, [None] * len(idx))
+        for i, im, rec in zip(idx, ims, recs): out[i], masks[i] = im, rec
+    return (out, masks) if record_masks else out

@@ -1,0 +1,174 @@
+"""Which editor, when: every editor of the course (and diffusers' pipelines) on the same ToyWorld edits.
+
+    rows = compare(models, judge, held_out_edits("color", 8, offset=160_000))   # one row per method
+    print(format_table(rows))
+
+A method is `run(models, edits, strength=None) -> (images, masks)`: the edited images and, for a
+method that has one, each edit's mask on the latent grid (h x w, bool; None otherwise). `strength`
+is how much of the diffusion path is re-run, one knob for all (SDEdit's strength, DiffEdit's
+encoding ratio, 1 − LEDITS++'s skip); None: each method's own setting below. Our methods take the whole
+list as one batch; diffusers' pipelines take one image at a time. Settings, all fixed beforehand:
+- SDEdit: img2img with the target caption, strength 0.6, 25 DDIM steps, guidance 7.5.
+- DiffEdit: the paper's mask (source vs target caption, n = 10, strength 0.5), DDIM encoding to
+  0.8, masked decoding, 25 steps; "DiffEdit, one prompt": the seed's single-prompt mask (+/- g).
+- LEDITS++: SDE-DPM-Solver++ inversion and edit, 20 steps, the tiny model's settings
+  (`toy_concepts`, `toy_skip`), masks M1 ∩ M2; "LEDITS++, M2 only": the same without M1.
+- diffusers DiffEdit / LEDITS++: the pipelines on the same weights with the same settings.
+Each row: strict success (every attribute of the target read right, and closer to the target
+inside the edit region) with its Wilson 95 % interval, the lenient rate, PSNR outside the region,
+the IoU of the mask with the region, seconds per edit, and UNet evaluations per edit (rows of the
+UNet's batch, summed over calls: the cost that does not depend on the machine).
+"""
+from __future__ import annotations
+import time
+import numpy as np
+import torch
+
+__all__ = ["METHODS", "compare", "by_kind", "format_table", "UNetCounter", "NEEDS"]
+
+
+class UNetCounter:
+    "Counts the UNet's forward calls and the rows (batch entries) they evaluate, while installed."
+    def __init__(self, unet): self.unet, self.calls, self.rows = unet, 0, 0
+    def __enter__(self):
+        self._h = self.unet.register_forward_pre_hook(self._count, with_kwargs=True); return self
+    def __exit__(self, *exc): self._h.remove()
+    def _count(self, module, args, kwargs):
+        self.calls += 1; self.rows += len(args[0] if args else kwargs["sample"])
+
+
+def _sources(edits):
+    from .render import render
+    return [render(e.source).image for e in edits]
+
+
+def sdedit(m, edits, strength=None):
+    from ..diffedit import img2img
+    return img2img(m, _sources(edits), [e.target_prompt for e in edits], strength=strength or 0.6,
+                   num_inference_steps=25, progress=False), None
+
+
+def _diffedit(m, edits, strength=None, single_prompt: bool = False):
+    from ..diffedit import diffedit, diffedit_mask, diffedit_mask_single_prompt
+    ims, targets = _sources(edits), [e.target_prompt for e in edits]
+    masks = (diffedit_mask_single_prompt(m, ims, targets) if single_prompt else
+             diffedit_mask(m, ims, [e.source_prompt for e in edits], targets))
+    out = diffedit(m, ims, targets, masks, ratio=strength or 0.8, num_inference_steps=25, progress=False)
+    return out, [mk.binary.numpy() for mk in masks]
+
+
+def _skip(strength):
+    from .settings import toy_skip
+    return toy_skip if strength is None else (lambda e: round(1 - strength, 4))
+
+
+def _ledits(m, edits, strength=None, **kw):
+    from .settings import toy_ledits
+    ims, recs = toy_ledits(m, edits, skip=_skip(strength), record_masks=True, **kw)
+    return ims, [r["mask"][-1].amax(0).numpy() > 0 for r in recs]   # the last step's masks, all concepts
+
+
+def diffusers_diffedit_edits(m, edits, strength=None):
+    from ..diffedit import diffusers_diffedit
+    pipe, out, masks = diffusers_diffedit(m), [], []
+    for e, im in zip(edits, _sources(edits)):
+        g = torch.Generator().manual_seed(0)
+        mk = pipe.generate_mask(image=im, source_prompt=e.source_prompt, target_prompt=e.target_prompt,
+                                num_maps_per_mask=10, mask_encode_strength=0.5, num_inference_steps=50, generator=g)
+        lat = pipe.invert(image=im, prompt="", inpaint_strength=strength or 0.8, num_inference_steps=25, generator=g).latents
+        out.append(pipe(prompt=e.target_prompt, mask_image=mk, image_latents=lat, inpaint_strength=strength or 0.8,
+                        num_inference_steps=25, generator=g).images[0])
+        masks.append(np.asarray(mk[0]) > 0.5)
+    return out, masks
+
+
+def diffusers_ledits_edits(m, edits, strength=None):
+    from ..ledits import diffusers_ledits
+    from .settings import toy_concepts
+    pipe, out, skip = diffusers_ledits(m), [], _skip(strength)
+    for e, im in zip(edits, _sources(edits)):
+        cs = toy_concepts(e)
+        pipe.invert(image=im, num_inversion_steps=20, skip=skip(e), generator=torch.Generator().manual_seed(0))
+        out.append(pipe(editing_prompt=[c.prompt for c in cs], edit_guidance_scale=[c.scale for c in cs],
+                        edit_threshold=[c.threshold for c in cs], reverse_editing_direction=[c.reverse for c in cs],
+                        edit_warmup_steps=[c.warmup for c in cs],
+                        edit_cooldown_steps=[c.cooldown if c.cooldown is not None else 10**6 for c in cs],
+                        use_cross_attn_mask=True, use_intersect_mask=True,
+                        generator=torch.Generator().manual_seed(0)).images[0])
+    return out, None
+
+
+METHODS = {
+    "SDEdit": sdedit,
+    "DiffEdit": _diffedit,
+    "DiffEdit, one prompt": lambda m, e, strength=None: _diffedit(m, e, strength, single_prompt=True),
+    "LEDITS++": _ledits,
+    "LEDITS++, M2 only": lambda m, e, strength=None: _ledits(m, e, strength, use_cross_attn_mask=False,
+                                                             use_intersect_mask=False),
+    "diffusers DiffEdit": diffusers_diffedit_edits,
+    "diffusers LEDITS++": diffusers_ledits_edits,
+}
+
+# What each method asks of the user, read off its signature; the rest of the lesson measures what it gives.
+NEEDS = {
+    "SDEdit": "a caption of the whole target image",
+    "DiffEdit": "captions of the source and of the target",
+    "DiffEdit, one prompt": "a caption of the whole target image",
+    "LEDITS++": "only the change: a few words per concept",
+    "LEDITS++, M2 only": "only the change: a few words per concept",
+    "diffusers DiffEdit": "captions of the source and of the target",
+    "diffusers LEDITS++": "only the change: a few words per concept",
+}
+
+
+def _row(name, edits, scores, ious, seconds, unet_rows, **extra) -> dict:
+    "Success, interval, lenient, PSNR outside, mean IoU over a set of scored edits."
+    from ..metrics import wilson_interval
+    k, n = sum(s["success"] for s in scores), len(scores)
+    return dict(method=name, n=n, success=k / n, interval=wilson_interval(k, n),
+                lenient=float(np.mean([s["lenient"] for s in scores])),
+                psnr_outside=float(np.mean([s["psnr_outside"] for s in scores])),
+                iou=None if ious is None else float(np.mean(ious)), seconds=seconds, unet_rows=unet_rows,
+                scores=scores, ious=ious, edits=edits, **extra)
+
+
+def compare(models, judge, edits, methods=None, *, strength=None, progress: bool = False) -> list[dict]:
+    """Run every method in `methods` (names of METHODS; default all) on the same `edits` and score them.
+    Returns one dict per method: method, n, success, interval, lenient, psnr_outside, iou (or None),
+    seconds and unet_rows (per edit), and per edit its `scores`, `ious`, `images` and `masks`."""
+    from ..metrics import edit_scores, mask_iou
+    rows = []
+    for name in methods or list(METHODS):
+        if name not in METHODS: raise ValueError(f"unknown method {name!r}; choose from {list(METHODS)}")
+        with UNetCounter(models.unet) as count:
+            t0 = time.perf_counter()
+            ims, masks = METHODS[name](models, edits, strength=strength)
+            seconds = time.perf_counter() - t0
+        scores = [edit_scores(e, im, judge) for e, im in zip(edits, ims)]
+        ious = None if masks is None else [mask_iou(mk, e.region) for mk, e in zip(masks, edits)]
+        rows.append(_row(name, edits, scores, ious, seconds / len(edits), count.rows / len(edits), images=ims, masks=masks))
+        if progress: print(f"{name}: {sum(s['success'] for s in scores)}/{len(edits)} strict", flush=True)
+    return rows
+
+
+def by_kind(row: dict) -> dict[str, dict]:
+    "One method's row split by the kind of edit: {kind: row over that kind's edits} (cost per edit as a whole)."
+    kinds = dict.fromkeys(e.kind for e in row["edits"])
+    out = {}
+    for kind in kinds:
+        idx = [i for i, e in enumerate(row["edits"]) if e.kind == kind]
+        out[kind] = _row(row["method"], [row["edits"][i] for i in idx], [row["scores"][i] for i in idx],
+                         None if row["ious"] is None else [row["ious"][i] for i in idx], row["seconds"], row["unet_rows"])
+    return out
+
+
+def format_table(rows, label: str = "method") -> str:
+    "The rows as a text table: strict success [95 % interval], lenient, PSNR outside, mask IoU, s/edit, UNet rows/edit."
+    head = f"{label:>22} |   n | strict success     | lenient | PSNR out | mask IoU | s/edit | UNet rows/edit"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lo, hi = r["interval"]
+        iou = f"{r['iou']:8.2f}" if r["iou"] is not None else "       -"
+        lines.append(f"{r.get('label', r['method']):>22} | {r['n']:3d} | {r['success']:.2f} [{lo:.2f}, {hi:.2f}] | "
+                     f"{r['lenient']:7.2f} | {r['psnr_outside']:5.1f} dB | {iou} | {r['seconds']:6.2f} | {r['unet_rows']:9.0f}")
+    return "\n".join(lines)

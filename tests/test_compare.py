@@ -1,0 +1,40 @@
+"toyworld.compare: every method on the same edits, scored strictly; cost counted in UNet rows."
+import pytest
+import torch
+from course_utils.metrics import held_out_edits
+from course_utils.toyworld import load_judge
+from course_utils.toyworld.compare import METHODS, NEEDS, UNetCounter, compare, by_kind, format_table
+
+
+def test_unet_counter_counts_calls_and_rows(random_models):
+    m = random_models
+    emb = torch.zeros(3, m.tokenizer.model_max_length, m.unet.config.cross_attention_dim)
+    with UNetCounter(m.unet) as c:
+        m.unet(torch.zeros(3, 4, 16, 16), 10, encoder_hidden_states=emb)
+        m.unet(sample=torch.zeros(1, 4, 16, 16), timestep=10, encoder_hidden_states=emb[:1])
+    m.unet(torch.zeros(2, 4, 16, 16), 10, encoder_hidden_states=emb[:2])  # after the block: not counted
+    assert (c.calls, c.rows) == (2, 4)
+
+
+def test_compare_scores_every_method_on_the_same_edits(toy):
+    edits = held_out_edits("color", 2, offset=170_000) + held_out_edits("add_accessory", 1, offset=170_000)
+    rows = compare(toy, load_judge(), edits, ["SDEdit", "DiffEdit", "LEDITS++"])
+    assert [r["method"] for r in rows] == ["SDEdit", "DiffEdit", "LEDITS++"]
+    for r in rows:
+        assert r["n"] == 3 and len(r["images"]) == 3 and r["edits"] == edits
+        assert r["success"] == sum(s["success"] for s in r["scores"]) / 3 and r["interval"][0] <= r["success"] <= r["interval"][1]
+    sd, de, le = rows
+    assert sd["masks"] is None and sd["iou"] is None and sd["unet_rows"] == 2 * 15  # 25 steps x 0.6, CFG: 2 rows
+    assert de["masks"][0].shape == (16, 16) and 0 <= de["iou"] <= 1
+    assert le["masks"][0].dtype == bool and le["unet_rows"] > 0
+    k = by_kind(de)
+    assert list(k) == ["color", "add_accessory"] and (k["color"]["n"], k["add_accessory"]["n"]) == (2, 1)
+    assert k["color"]["scores"] == de["scores"][:2]
+    table = format_table(rows)
+    assert all(name in table for name in ("SDEdit", "DiffEdit", "LEDITS++")) and len(table.splitlines()) == 5
+
+
+def test_every_method_says_what_it_needs_and_unknown_methods_are_refused(toy):
+    assert set(NEEDS) == set(METHODS)
+    with pytest.raises(ValueError, match="unknown method"):
+        compare(toy, None, held_out_edits("color", 1), ["Photoshop"])
