@@ -38,3 +38,18 @@ def test_every_method_says_what_it_needs_and_unknown_methods_are_refused(toy):
     assert set(NEEDS) == set(METHODS)
     with pytest.raises(ValueError, match="unknown method"):
         compare(toy, None, held_out_edits("color", 1), ["Photoshop"])
+
+
+def test_words_reword_an_edit(toy):
+    from course_utils.toyworld.compare import parse_concepts
+    assert parse_concepts(" a hat on the left ; -a thing on the left;") == [("a hat on the left", False),
+                                                                            ("a thing on the left", True)]
+    with pytest.raises(ValueError, match="no concepts"): parse_concepts(" ; ")
+    e = held_out_edits("color", 1, offset=170_000)[0]
+    judge = load_judge()
+    same = compare(toy, judge, [e], ["SDEdit", "LEDITS++"])
+    again = compare(toy, judge, [e], ["SDEdit", "LEDITS++"], words=[None])
+    other = compare(toy, judge, [e], ["SDEdit", "LEDITS++"], words=[f"{e.source_prompt}"])  # 'change' to the source
+    import numpy as np
+    for a, b in zip(same, again): assert np.array_equal(np.asarray(a["images"][0]), np.asarray(b["images"][0]))
+    assert not np.array_equal(np.asarray(same[0]["images"][0]), np.asarray(other[0]["images"][0]))

@@ -6,7 +6,9 @@
 A method is `run(models, edits, strength=None) -> (images, masks)`: the edited images and, for a
 method that has one, each edit's mask on the latent grid (h x w, bool; None otherwise). `strength`
 is how much of the diffusion path is re-run, one knob for all (SDEdit's strength, DiffEdit's
-encoding ratio, 1 − LEDITS++'s skip); None: each method's own setting below. Our methods take the whole
+encoding ratio, 1 − LEDITS++'s skip); None: each method's own setting below. `words` (one per edit,
+or None) re-words an edit: the target caption for SDEdit and DiffEdit, the concepts for LEDITS++
+('a hat on the left; -a thing on the left': ';' between concepts, '-' in front of one to remove). Our methods take the whole
 list as one batch; diffusers' pipelines take one image at a time. Settings, all fixed beforehand:
 - SDEdit: img2img with the target caption, strength 0.6, 25 DDIM steps, guidance 7.5.
 - DiffEdit: the paper's mask (source vs target caption, n = 10, strength 0.5), DDIM encoding to
@@ -24,7 +26,7 @@ import time
 import numpy as np
 import torch
 
-__all__ = ["METHODS", "compare", "by_kind", "format_table", "UNetCounter", "NEEDS"]
+__all__ = ["METHODS", "compare", "by_kind", "format_table", "parse_concepts", "UNetCounter", "NEEDS"]
 
 
 class UNetCounter:
@@ -42,15 +44,36 @@ def _sources(edits):
     return [render(e.source).image for e in edits]
 
 
-def sdedit(m, edits, strength=None):
+def parse_concepts(text: str) -> list[tuple[str, bool]]:
+    "'a hat on the left; -a thing on the left' -> [('a hat on the left', False), ('a thing on the left', True)]."
+    parts = [p.strip() for p in text.split(";") if p.strip()]
+    if not parts: raise ValueError(f"no concepts in {text!r}: write e.g. 'a hat on the left; -a thing on the left'")
+    return [(p.lstrip("-").strip(), p.startswith("-")) for p in parts]
+
+
+def _targets(edits, words):
+    "Each edit's target caption, or its re-wording."
+    return [w or e.target_prompt for e, w in zip(edits, words or [None] * len(edits))]
+
+
+def _concepts(edits, words):
+    "e -> its LEDITS++ concepts with the tiny model's settings: toy_concepts, or from its re-wording (kept as typed)."
+    from dataclasses import replace
+    from .settings import toy_concepts
+    typed = {id(e): w for e, w in zip(edits, words or []) if w}
+    return lambda e: (toy_concepts(replace(e, concepts=parse_concepts(typed[id(e)])), whole_object=())
+                      if id(e) in typed else toy_concepts(e))
+
+
+def sdedit(m, edits, strength=None, words=None):
     from ..diffedit import img2img
-    return img2img(m, _sources(edits), [e.target_prompt for e in edits], strength=strength or 0.6,
+    return img2img(m, _sources(edits), _targets(edits, words), strength=strength or 0.6,
                    num_inference_steps=25, progress=False), None
 
 
-def _diffedit(m, edits, strength=None, single_prompt: bool = False):
+def _diffedit(m, edits, strength=None, words=None, single_prompt: bool = False):
     from ..diffedit import diffedit, diffedit_mask, diffedit_mask_single_prompt
-    ims, targets = _sources(edits), [e.target_prompt for e in edits]
+    ims, targets = _sources(edits), _targets(edits, words)
     masks = (diffedit_mask_single_prompt(m, ims, targets) if single_prompt else
              diffedit_mask(m, ims, [e.source_prompt for e in edits], targets))
     out = diffedit(m, ims, targets, masks, ratio=strength or 0.8, num_inference_steps=25, progress=False)
@@ -62,32 +85,31 @@ def _skip(strength):
     return toy_skip if strength is None else (lambda e: round(1 - strength, 4))
 
 
-def _ledits(m, edits, strength=None, **kw):
+def _ledits(m, edits, strength=None, words=None, **kw):
     from .settings import toy_ledits
-    ims, recs = toy_ledits(m, edits, skip=_skip(strength), record_masks=True, **kw)
+    ims, recs = toy_ledits(m, edits, concepts=_concepts(edits, words), skip=_skip(strength), record_masks=True, **kw)
     return ims, [r["mask"][-1].amax(0).numpy() > 0 for r in recs]   # the last step's masks, all concepts
 
 
-def diffusers_diffedit_edits(m, edits, strength=None):
+def diffusers_diffedit_edits(m, edits, strength=None, words=None):
     from ..diffedit import diffusers_diffedit
     pipe, out, masks = diffusers_diffedit(m), [], []
-    for e, im in zip(edits, _sources(edits)):
+    for e, im, target in zip(edits, _sources(edits), _targets(edits, words)):
         g = torch.Generator().manual_seed(0)
-        mk = pipe.generate_mask(image=im, source_prompt=e.source_prompt, target_prompt=e.target_prompt,
+        mk = pipe.generate_mask(image=im, source_prompt=e.source_prompt, target_prompt=target,
                                 num_maps_per_mask=10, mask_encode_strength=0.5, num_inference_steps=50, generator=g)
         lat = pipe.invert(image=im, prompt="", inpaint_strength=strength or 0.8, num_inference_steps=25, generator=g).latents
-        out.append(pipe(prompt=e.target_prompt, mask_image=mk, image_latents=lat, inpaint_strength=strength or 0.8,
+        out.append(pipe(prompt=target, mask_image=mk, image_latents=lat, inpaint_strength=strength or 0.8,
                         num_inference_steps=25, generator=g).images[0])
         masks.append(np.asarray(mk[0]) > 0.5)
     return out, masks
 
 
-def diffusers_ledits_edits(m, edits, strength=None):
+def diffusers_ledits_edits(m, edits, strength=None, words=None):
     from ..ledits import diffusers_ledits
-    from .settings import toy_concepts
-    pipe, out, skip = diffusers_ledits(m), [], _skip(strength)
+    pipe, out, skip, concepts = diffusers_ledits(m), [], _skip(strength), _concepts(edits, words)
     for e, im in zip(edits, _sources(edits)):
-        cs = toy_concepts(e)
+        cs = concepts(e)
         pipe.invert(image=im, num_inversion_steps=20, skip=skip(e), generator=torch.Generator().manual_seed(0))
         out.append(pipe(editing_prompt=[c.prompt for c in cs], edit_guidance_scale=[c.scale for c in cs],
                         edit_threshold=[c.threshold for c in cs], reverse_editing_direction=[c.reverse for c in cs],
@@ -101,10 +123,10 @@ def diffusers_ledits_edits(m, edits, strength=None):
 METHODS = {
     "SDEdit": sdedit,
     "DiffEdit": _diffedit,
-    "DiffEdit, one prompt": lambda m, e, strength=None: _diffedit(m, e, strength, single_prompt=True),
+    "DiffEdit, one prompt": lambda m, e, strength=None, words=None: _diffedit(m, e, strength, words, single_prompt=True),
     "LEDITS++": _ledits,
-    "LEDITS++, M2 only": lambda m, e, strength=None: _ledits(m, e, strength, use_cross_attn_mask=False,
-                                                             use_intersect_mask=False),
+    "LEDITS++, M2 only": lambda m, e, strength=None, words=None: _ledits(m, e, strength, words, use_cross_attn_mask=False,
+                                                                         use_intersect_mask=False),
     "diffusers DiffEdit": diffusers_diffedit_edits,
     "diffusers LEDITS++": diffusers_ledits_edits,
 }
@@ -132,7 +154,7 @@ def _row(name, edits, scores, ious, seconds, unet_rows, **extra) -> dict:
                 scores=scores, ious=ious, edits=edits, **extra)
 
 
-def compare(models, judge, edits, methods=None, *, strength=None, progress: bool = False) -> list[dict]:
+def compare(models, judge, edits, methods=None, *, strength=None, words=None, progress: bool = False) -> list[dict]:
     """Run every method in `methods` (names of METHODS; default all) on the same `edits` and score them.
     Returns one dict per method: method, n, success, interval, lenient, psnr_outside, iou (or None),
     seconds and unet_rows (per edit), and per edit its `scores`, `ious`, `images` and `masks`."""
@@ -142,7 +164,7 @@ def compare(models, judge, edits, methods=None, *, strength=None, progress: bool
         if name not in METHODS: raise ValueError(f"unknown method {name!r}; choose from {list(METHODS)}")
         with UNetCounter(models.unet) as count:
             t0 = time.perf_counter()
-            ims, masks = METHODS[name](models, edits, strength=strength)
+            ims, masks = METHODS[name](models, edits, strength=strength, words=words)
             seconds = time.perf_counter() - t0
         scores = [edit_scores(e, im, judge) for e, im in zip(edits, ims)]
         ious = None if masks is None else [mask_iou(mk, e.region) for mk, e in zip(masks, edits)]
