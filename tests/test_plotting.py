@@ -27,3 +27,12 @@ def test_overlay_resizes_coarse_masks_and_refuses_bad_ones():
 def test_show_images_titles_every_panel():
     fig = show_images([np.zeros((4, 4, 3), np.uint8)] * 3, ["a", "b", "c"], "row", cols=2)
     assert [ax.get_title() for ax in fig.axes[:3]] == ["a", "b", "c"] and fig._suptitle.get_text() == "row"
+
+
+def test_overlay_outlines_holes_too():
+    img = Image.fromarray(np.full((12, 12, 3), 200, np.uint8))
+    ring = np.zeros((12, 12), bool); ring[1:11, 1:11] = True; ring[4:8, 4:8] = False
+    out = overlay_mask(img, ring, color=(255, 0, 255), dim=0.5)
+    assert (out[3, 4:8] == (255, 0, 255)).all()               # the hole's edge, drawn inside the ring
+    assert (out[5:7, 5:7] == 100).all()                        # the hole is outside: dimmed
+    assert (out[2, 2] == 200).all()                            # the ring's inside
