@@ -239,6 +239,7 @@ def encode_pool(vae, seeds, bs=64) -> torch.Tensor:
 def _pool_latents(ckpt_dir, vae, pool, bs):
     "Latent statistics of the training pool (cached in `ckpt_dir/pool.safetensors`) and of held-out scenes."
     pool_file = Path(ckpt_dir) / "pool.safetensors"
+    pool_file.parent.mkdir(parents=True, exist_ok=True)  # train_unet may be the first stage run in this folder
     if pool_file.exists(): z = load_file(str(pool_file))["z"][:pool]
     else:
         t0 = time.time(); z = encode_pool(vae, list(range(pool))); save_file({"z": z.contiguous()}, str(pool_file))
