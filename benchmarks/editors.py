@@ -34,7 +34,7 @@ def main(argv=None):
     print(f"{a.n} held-out edits per kind (offset {a.offset})", flush=True)
     per_kind = {}
     for kind in a.kinds:
-        rows = compare(m, judge, held_out_edits(kind, a.n, offset=a.offset), a.methods)
+        rows = compare(m, judge, held_out_edits(kind, a.n, offset=a.offset), a.methods, progress=False)
         per_kind[kind] = rows
         print(f"\n{kind}\n{format_table(rows)}", flush=True)
     print("\nall kinds")

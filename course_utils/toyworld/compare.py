@@ -154,14 +154,18 @@ def _row(name, edits, scores, ious, seconds, unet_rows, **extra) -> dict:
                 scores=scores, ious=ious, edits=edits, **extra)
 
 
-def compare(models, judge, edits, methods=None, *, strength=None, words=None, progress: bool = False) -> list[dict]:
+def compare(models, judge, edits, methods=None, *, strength=None, words=None, progress: bool = True) -> list[dict]:
     """Run every method in `methods` (names of METHODS; default all) on the same `edits` and score them.
     Returns one dict per method: method, n, success, interval, lenient, psnr_outside, iou (or None),
-    seconds and unet_rows (per edit), and per edit its `scores`, `ious`, `images` and `masks`."""
+    seconds and unet_rows (per edit), and per edit its `scores`, `ious`, `images` and `masks`.
+    `progress`: one bar over the methods."""
+    from tqdm.auto import tqdm
     from ..metrics import edit_scores, mask_iou
-    rows = []
-    for name in methods or list(METHODS):
+    methods = list(methods or METHODS)
+    for name in methods:
         if name not in METHODS: raise ValueError(f"unknown method {name!r}; choose from {list(METHODS)}")
+    rows = []
+    for name in tqdm(methods, desc=f"{len(edits)} edits x {len(methods)} methods", disable=not progress, leave=False):
         with UNetCounter(models.unet) as count:
             t0 = time.perf_counter()
             ims, masks = METHODS[name](models, edits, strength=strength, words=words)
@@ -169,7 +173,6 @@ def compare(models, judge, edits, methods=None, *, strength=None, words=None, pr
         scores = [edit_scores(e, im, judge) for e, im in zip(edits, ims)]
         ious = None if masks is None else [mask_iou(mk, e.region) for mk, e in zip(masks, edits)]
         rows.append(_row(name, edits, scores, ious, seconds / len(edits), count.rows / len(edits), images=ims, masks=masks))
-        if progress: print(f"{name}: {sum(s['success'] for s in scores)}/{len(edits)} strict", flush=True)
     return rows
 
 
