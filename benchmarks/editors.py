@@ -16,9 +16,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from course_utils import load_models
-from course_utils.metrics import held_out_edits, wilson_interval
+from course_utils.metrics import held_out_edits
 from course_utils.toyworld import load_judge, EDITS
-from course_utils.toyworld.compare import METHODS, compare, format_table
+from course_utils.toyworld.compare import METHODS, compare, merged, format_table
 
 OFFSET = 150_000
 
@@ -38,17 +38,7 @@ def main(argv=None):
         per_kind[kind] = rows
         print(f"\n{kind}\n{format_table(rows)}", flush=True)
     print("\nall kinds")
-    total = []
-    for i, name in enumerate(a.methods):
-        rs = [per_kind[k][i] for k in a.kinds]
-        scores = [s for r in rs for s in r["scores"]]
-        k, n = sum(s["success"] for s in scores), len(scores)
-        ious = [r["iou"] for r in rs if r["iou"] is not None]
-        total.append(dict(method=name, n=n, success=k / n, interval=wilson_interval(k, n),
-                          lenient=sum(s["lenient"] for s in scores) / n,
-                          psnr_outside=sum(s["psnr_outside"] for s in scores) / n,
-                          iou=sum(ious) / len(ious) if ious else None,
-                          seconds=sum(r["seconds"] for r in rs) / len(rs), unet_rows=sum(r["unet_rows"] for r in rs) / len(rs)))
+    total = [merged([per_kind[k][i] for k in a.kinds]) for i in range(len(a.methods))]
     print(format_table(total))
     print("\nstrict success, method x kind")
     print(f"{'':>22} | " + " | ".join(f"{k[:10]:>10}" for k in a.kinds))

@@ -84,7 +84,6 @@ def measure(m: Models, f, repeats: int):
     "(median seconds, peak GB or None, finite?) of f() -> latents; the decoded image is checked too."
     cuda = m.device.type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
-    finite = True
     with torch.no_grad():
         z = f(); sync()                                          # warm-up (and the NaN check)
         finite = bool(torch.isfinite(z).all()) and bool(torch.isfinite(latents_to_images(m, z)).all())

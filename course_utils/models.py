@@ -204,8 +204,8 @@ def folder_files(path: Path) -> list[str]:
 
 
 def _snapshot(repo_id: str, cache_dir=None, dtype: torch.dtype = torch.float32) -> Path:
-    """The snapshot folder of hub model `repo_id`: from the cache when offline (or when it already holds
-    what is needed), else downloading exactly `hub_files(...)` of the repository's listing."""
+    """The snapshot folder of hub model `repo_id`: from the cache when offline, else downloading exactly
+    `hub_files(...)` of the repository's listing (files already cached are not fetched again)."""
     from huggingface_hub import HfApi, snapshot_download
     try:
         if hub_offline():

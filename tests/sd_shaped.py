@@ -45,8 +45,8 @@ def build(seed: int = 0, dtype: torch.dtype = torch.float32) -> dict:
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
     torch.manual_seed(seed)
-    text = CLIPTextModel(CLIPTextConfig(vocab_size=_vocab_size(), bos_token_id=_vocab_size() - 2,
-                                        eos_token_id=_vocab_size() - 1, pad_token_id=_vocab_size() - 1, **TEXT))
+    v = _vocab_size()
+    text = CLIPTextModel(CLIPTextConfig(vocab_size=v, bos_token_id=v - 2, eos_token_id=v - 1, pad_token_id=v - 1, **TEXT))
     parts = dict(text_encoder=text, vae=AutoencoderKL(**VAE), unet=UNet2DConditionModel(**UNET))
     return {k: m.to(dtype).eval() for k, m in parts.items()}
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 from course_utils.metrics import held_out_edits
 from course_utils.toyworld import load_judge
-from course_utils.toyworld.compare import METHODS, NEEDS, UNetCounter, compare, by_kind, format_table
+from course_utils.toyworld.compare import METHODS, NEEDS, UNetCounter, compare, by_kind, merged, format_table
 
 
 def test_unet_counter_counts_calls_and_rows(random_models):
@@ -30,6 +30,9 @@ def test_compare_scores_every_method_on_the_same_edits(toy):
     k = by_kind(de)
     assert list(k) == ["color", "add_accessory"] and (k["color"]["n"], k["add_accessory"]["n"]) == (2, 1)
     assert k["color"]["scores"] == de["scores"][:2]
+    whole = merged(list(k.values()))                          # by_kind's inverse
+    for key in ("n", "success", "interval", "lenient", "psnr_outside", "iou", "seconds", "unet_rows", "scores", "edits"):
+        assert whole[key] == pytest.approx(de[key]) if isinstance(de[key], float) else whole[key] == de[key]
     table = format_table(rows)
     assert all(name in table for name in ("SDEdit", "DiffEdit", "LEDITS++")) and len(table.splitlines()) == 5
 

@@ -26,7 +26,7 @@ import time
 import numpy as np
 import torch
 
-__all__ = ["METHODS", "compare", "by_kind", "format_table", "parse_concepts", "UNetCounter", "NEEDS"]
+__all__ = ["METHODS", "compare", "by_kind", "merged", "format_table", "parse_concepts", "UNetCounter", "NEEDS"]
 
 
 class UNetCounter:
@@ -185,6 +185,15 @@ def by_kind(row: dict) -> dict[str, dict]:
         out[kind] = _row(row["method"], [row["edits"][i] for i in idx], [row["scores"][i] for i in idx],
                          None if row["ious"] is None else [row["ious"][i] for i in idx], row["seconds"], row["unet_rows"])
     return out
+
+
+def merged(rows: list[dict]) -> dict:
+    "One method's rows over several sets of edits (e.g. `by_kind`'s, or one per kind) as one row; cost weighted by edits."
+    edits = [e for r in rows for e in r["edits"]]
+    scores = [s for r in rows for s in r["scores"]]
+    ious = None if any(r["ious"] is None for r in rows) else [x for r in rows for x in r["ious"]]
+    per_edit = lambda key: sum(r[key] * r["n"] for r in rows) / len(edits)
+    return _row(rows[0]["method"], edits, scores, ious, per_edit("seconds"), per_edit("unet_rows"))
 
 
 def format_table(rows, label: str = "method") -> str:
