@@ -7,8 +7,10 @@
    `LEditsPPPipelineStableDiffusion` (invert + call without concepts, SDE-DPM-Solver++ as its docs
    use — with DDIMScheduler diffusers 0.42's `invert` crashes); and DDIM inversion (lesson 3).
 2. Edits on held-out single (colour, texture, add/remove accessory) and double edits (colour +
-   accessory), the same concepts, scales, thresholds and steps for both implementations (the
-   tiny model's settings per kind of concept, `toyworld.TOY_LEDITS`, unless --scale/--threshold):
+   accessory), the same concepts, scales, thresholds and steps for both implementations: the
+   paper's few-word concepts, the way diffusers' pipeline is made to be used (`toyworld.short_concepts`
+   with the tiny model's settings per kind of concept, `toyworld.TOY_LEDITS`, unless --scale/--threshold;
+   the course's own whole-caption naming is measured against every other editor by benchmarks/editors.py):
    strict success (the judge reads every attribute of the target scene AND the result is closer to
    the target in the region; `metrics.edit_scores`), PSNR outside the region, IoU of the
    last step's mask with the region (ours), and the time ratio ours / diffusers.
@@ -23,7 +25,7 @@ import torch
 from course_utils import load_models
 from course_utils.ledits import ddpm_invert, ledits_edit, diffusers_ledits, reconstruction_errors
 from course_utils.metrics import edit_scores, held_out_edits, held_out_scenes, mask_iou, wilson_interval
-from course_utils.toyworld import render, load_judge, toy_concepts, TOY_LEDITS, TOY_LEDITS_SKIP, toy_skip
+from course_utils.toyworld import render, load_judge, short_concepts, TOY_LEDITS, TOY_LEDITS_SKIP, short_skip
 from common import timed
 
 SINGLE = ("color", "texture", "add_accessory", "remove_accessory")
@@ -51,7 +53,7 @@ def main(argv=None):
     settings = {k: {**v, **({"scale": a.scale, "reverse_scale": a.scale} if a.scale else {}),
                     **({"threshold": a.threshold} if a.threshold else {})}
                 for k, v in TOY_LEDITS.items()}
-    skip_of = (lambda e: a.skip) if a.skip is not None else toy_skip
+    skip_of = (lambda e: a.skip) if a.skip is not None else short_skip
     print(f"\n2. edits: {a.n} held-out edits per kind, {a.steps} steps, skip {TOY_LEDITS_SKIP if a.skip is None else a.skip}, {settings},"
           f" cross-attention + intersection masks")
     print(f"{'kind':>22} | {'ours: success  PSNR  IoU':>25} | {'diffusers: success  PSNR':>25} | time ours/diffusers")
@@ -60,7 +62,7 @@ def main(argv=None):
         ours, theirs, t_ours, t_theirs, ious = [], [], 0.0, 0.0, []
         for e in held_out_edits(kind, a.n, offset=80_000):
             im, skip = render(e.source).image, skip_of(e)
-            concepts = toy_concepts(e, settings)
+            concepts = short_concepts(e, settings)
             def run_ours():
                 inv = ddpm_invert(m, im, num_inversion_steps=a.steps, skip=skip, solver="dpmpp", progress=False)
                 return ledits_edit(m, inv, concepts, record_masks=True, progress=False)

@@ -24,6 +24,17 @@ per concept c_i; each concept gives an edit vector, masked:
 active from step `warmup` until step `cooldown`. (With a non-empty source prompt, u is replaced
 by the source-guided prediction used when inverting, so that "no edit" stays exact.)
 
+**Whole captions as concepts** (`caption_concepts`). Invert with the image's caption as the
+source prompt (guidance s) and edit with the target caption forward and the source caption in
+reverse, both at scale s and threshold 0 (no mask):
+
+    ε̂ = u + s (ε(src) − u) + s (ε(tgt) − u) − s (ε(src) − u) = u + s (ε(tgt) − u)
+
+"No edit" (tgt = src) is exact, and this is the edit-friendly DDPM paper's own edit (invert with
+the source prompt, sample with the target's): the z_t hold everything the source caption does not
+say, and the prediction moves only where the captions disagree, ε(tgt) − ε(src) being near zero
+elsewhere. The reverse concept shares the source prompt's base row (3 rows per image: u, src, tgt).
+
 **Batches.** `ddpm_invert` takes a list of images (a seed and source prompt for all or one per
 image) and `ledits_edit` then takes one list of concepts per image: each step is still ONE UNet
 call, of Σ_i (1 + N_i) rows laid out image by image, so images with different numbers of concepts
@@ -45,11 +56,11 @@ from tqdm.auto import tqdm
 
 from .attention import capture_cross_attention
 from .guidance import cfg
-from .inversion import encode_image, check_unit_interval, as_images, per_image, per_image_prompts
+from .inversion import encode_image, as_images, per_image, per_image_prompts
 from .latents import latents_to_pil
 from .text import as_prompt_list, encode_prompt
 
-__all__ = ["EditConcept", "make_concepts", "LeditsInversion", "inversion_scheduler", "ddpm_invert", "ledits_edit", "edit_vector", "concept_mask",
+__all__ = ["EditConcept", "make_concepts", "caption_concepts", "LeditsInversion", "inversion_scheduler", "ddpm_invert", "ledits_edit", "edit_vector", "concept_mask",
            "diffusers_ledits", "reconstruction_errors", "token_span", "SOLVERS", "MASK_TYPES"]
 
 SOLVERS = ("ddpm", "dpmpp")
@@ -60,6 +71,7 @@ MASK_TYPES = ("M1", "M2", "mask")
 class EditConcept:
     """One LEDITS++ edit: its prompt, scale s, direction, quantile threshold λ, and active steps.
 
+    threshold 0 masks nothing: the concept acts on the whole image.
     mask_words: the words of the prompt whose cross-attention maps M1 sums (None: all of them, as
     diffusers does). A prompt can carry context the concept's own words need, and M1 then reads only
     those words: with a causal text encoder a word sees only the words before it."""
@@ -75,7 +87,7 @@ class EditConcept:
         as_prompt_list(self.prompt, "concept prompt")
         if self.mask_words is not None and self.mask_words not in self.prompt:
             raise ValueError(f"mask_words {self.mask_words!r} are not words of the prompt {self.prompt!r}")
-        check_unit_interval("threshold", self.threshold)
+        if not 0 <= self.threshold < 1: raise ValueError(f"threshold must be in [0, 1), got {self.threshold}")
         if self.warmup < 0: raise ValueError(f"warmup must be >= 0, got {self.warmup}")
         if self.cooldown is not None and self.cooldown <= self.warmup:
             raise ValueError(f"cooldown ({self.cooldown}) must come after warmup ({self.warmup})")
@@ -97,6 +109,16 @@ def make_concepts(prompts, *, scale=5.0, reverse=False, threshold=0.9, warmup=0,
     cols = [per(n, v) for n, v in (("scale", scale), ("reverse", reverse), ("threshold", threshold),
                                     ("warmup", warmup), ("cooldown", cooldown))]
     return [EditConcept(p, *c) for p, *c in zip(prompts, *cols)]
+
+
+def caption_concepts(source_prompt: str, target_prompt: str, scale: float = 1.0) -> list[EditConcept]:
+    """An edit named by whole captions: the target caption forward and the source caption in reverse,
+    both at `scale`, no mask (threshold 0). Invert with `ddpm_invert(..., source_prompt=source_prompt,
+    source_guidance_scale=scale)`: then ε̂ = u + scale (ε(tgt) − u), and with target = source nothing
+    changes (see the module doc)."""
+    for name, p in (("source_prompt", source_prompt), ("target_prompt", target_prompt)):
+        if not isinstance(p, str): raise TypeError(f"{name} must be one caption (a str), got {type(p).__name__}")
+    return [EditConcept(target_prompt, scale=scale, threshold=0.0), EditConcept(source_prompt, scale=scale, threshold=0.0, reverse=True)]
 
 
 def token_span(tokenizer, concept: EditConcept) -> tuple[int, int]:
@@ -296,15 +318,24 @@ def ledits_edit(models, inversion: LeditsInversion, concepts, *, use_cross_attn_
     ts = inversion.timesteps.to(models.unet.device)
     base = _base_emb(models, sources)                                    # B x r x L x D
     r = base.shape[1]
-    flat = [c for cs in lists for c in cs]
-    cemb = encode_prompt(models, [c.prompt for c in flat]).split([len(cs) for cs in lists]) if flat else [base[0, :0]] * B
-    sizes = [r + len(cs) for cs in lists]                                # image i's rows: first[i] .. first[i] + sizes[i]
+    own, row_of = [], []   # per image: the concept prompts that need a row of their own; each concept's row (of the image's)
+    for src, cs in zip(sources, lists):
+        ps, rows = [], []
+        for c in cs:
+            if r == 2 and src and c.prompt == src: rows.append(1)         # the source prompt's row is there already
+            else:
+                if c.prompt not in ps: ps.append(c.prompt)
+                rows.append(r + ps.index(c.prompt))
+        own.append(ps); row_of.append(rows)
+    flat = [p for ps in own for p in ps]
+    cemb = encode_prompt(models, flat).split([len(ps) for ps in own]) if flat else [base[0, :0]] * B
+    sizes = [r + len(ps) for ps in own]                                  # image i's rows: first[i] .. first[i] + sizes[i]
     first = [0, *accumulate(sizes)][:-1]
     emb = torch.cat([torch.cat([base[i], cemb[i]]) for i in range(B)])
     row_image = torch.arange(B, device=ts.device).repeat_interleave(torch.tensor(sizes, device=ts.device))
     spans = [[token_span(models.tokenizer, c) for c in cs] for cs in lists]   # the tokens M1 reads, per concept
     h, w = inversion.x0.shape[-2:]
-    use_m1 = bool(flat) and (use_cross_attn_mask or use_intersect_mask)
+    use_m1 = any(lists) and (use_cross_attn_mask or use_intersect_mask)
     rec = [{k: torch.zeros(len(ts), len(cs), h, w) for k in MASK_TYPES} for cs in lists] if record_masks else None
     x = inversion.xts[0]
     with capture_cross_attention(models.unet, (h // 4, w // 4), ("down", "up")) if use_m1 else nullcontext() as store:
@@ -319,8 +350,9 @@ def ledits_edit(models, inversion: LeditsInversion, concepts, *, use_cross_attn_
                 guided = _base_eps(e, sources[i], inversion.source_guidance_scale)
                 for j, c in enumerate(cs):
                     if not c.active(k): continue
-                    g = edit_vector(u, e[r + j:r + j + 1], c)
-                    attn = maps[first[i] + r + j, :, :, slice(*spans[i][j])] if use_m1 else None
+                    row = row_of[i][j]
+                    g = edit_vector(u, e[row:row + 1], c)
+                    attn = maps[first[i] + row, :, :, slice(*spans[i][j])] if use_m1 else None
                     m1, m2, mask = concept_mask(g, attn, c.threshold, t=int(t), use_intersect_mask=use_intersect_mask,
                                                 intersect_below=intersect_below)
                     guided = guided + mask.to(g.dtype) * g              # ε̂ = u + Σ_i M_i g_i

@@ -1,11 +1,13 @@
 """Tune the tiny model's LEDITS++ settings on held-out TUNING edits (never the ones lessons or
 benchmarks measure on), judged strictly, every kind of edit; prints one table per variant.
 
-    python scripts/tune_toy_ledits.py [--n 24] [--offsets 90000 100000] [--variants shipped no-context]
+    python scripts/tune_toy_ledits.py [--n 24] [--offsets 90000 100000] [--variants captions short]
     python scripts/tune_toy_ledits.py --kinds shape --sweep shape scale=5,8 threshold=0.7,0.8 skip=0.15,0.3
 
-A variant maps an edit to (concepts, skip). 'shipped' is toyworld.settings as it is; others are
-defined below. Edits of a kind that share a skip are inverted and edited as one batch.
+A variant is the keyword arguments of `toyworld.toy_ledits` (naming, concepts, skip): 'captions' is
+the shipped default (whole captions), 'short' the few-word concepts with their per-kind settings; a
+sweep varies the short concepts' settings of one kind. Edits of a kind that share a skip are
+inverted and edited as one batch.
 """
 import argparse, os, sys
 from pathlib import Path
@@ -21,13 +23,11 @@ KINDS = ("color", "texture", "shape", "add_accessory", "remove_accessory", "back
 
 def score(m, judge, edits, variant):
     "Strict and lenient success and PSNR outside, per edit, for one variant (batched per skip)."
-    ims = toy_ledits(m, edits, concepts=lambda e: variant(e)[0], skip=lambda e: variant(e)[1])
+    ims = toy_ledits(m, edits, **variant)
     return [edit_scores(e, im, judge) for e, im in zip(edits, ims)]
 
 
-VARIANTS = {
-    "shipped": lambda e: (settings.toy_concepts(e), settings.toy_skip(e)),
-}
+VARIANTS = {"captions": {}, "short": {"naming": "short"}}
 
 
 def sweep_variants(kind, specs):
@@ -41,8 +41,8 @@ def sweep_variants(kind, specs):
         table = {**settings.TOY_LEDITS, kind: {**settings.TOY_LEDITS[kind], **cfg}}
         skips = {**settings.TOY_LEDITS_SKIP, **({kind: skip} if skip is not None else {})}
         name = " ".join(f"{k}={v:g}" for k, v in combo)
-        out[name] = (lambda e, table=table, skips=skips:
-                     (settings.toy_concepts(e, table), max(skips[settings.concept_kind(t)] for t, _ in e.concepts)))
+        out[name] = dict(naming="short", concepts=lambda e, table=table: settings.short_concepts(e, table),
+                         skip=lambda e, skips=skips: max(skips[settings.concept_kind(t)] for t, _ in e.concepts))
     return out
 
 

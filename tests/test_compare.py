@@ -18,15 +18,17 @@ def test_unet_counter_counts_calls_and_rows(random_models):
 
 def test_compare_scores_every_method_on_the_same_edits(toy):
     edits = held_out_edits("color", 2, offset=170_000) + held_out_edits("add_accessory", 1, offset=170_000)
-    rows = compare(toy, load_judge(), edits, ["SDEdit", "DiffEdit", "LEDITS++"])
-    assert [r["method"] for r in rows] == ["SDEdit", "DiffEdit", "LEDITS++"]
+    names = ["SDEdit", "DiffEdit", "LEDITS++", "LEDITS++ few words"]
+    rows = compare(toy, load_judge(), edits, names)
+    assert [r["method"] for r in rows] == names
     for r in rows:
         assert r["n"] == 3 and len(r["images"]) == 3 and r["edits"] == edits
         assert r["success"] == sum(s["success"] for s in r["scores"]) / 3 and r["interval"][0] <= r["success"] <= r["interval"][1]
-    sd, de, le = rows
+    sd, de, le, lw = rows
     assert sd["masks"] is None and sd["iou"] is None and sd["unet_rows"] == 2 * 15  # 25 steps x 0.6, CFG: 2 rows
     assert de["masks"][0].shape == (16, 16) and 0 <= de["iou"] <= 1
-    assert le["masks"][0].dtype == bool and le["unet_rows"] > 0
+    assert le["masks"] is None and le["unet_rows"] == 2 * 20 + 3 * 20  # captions: inversion u + source, edit u + source + target
+    assert lw["masks"][0].dtype == bool and lw["unet_rows"] > 0
     k = by_kind(de)
     assert list(k) == ["color", "add_accessory"] and (k["color"]["n"], k["add_accessory"]["n"]) == (2, 1)
     assert k["color"]["scores"] == de["scores"][:2]
@@ -34,7 +36,7 @@ def test_compare_scores_every_method_on_the_same_edits(toy):
     for key in ("n", "success", "interval", "lenient", "psnr_outside", "iou", "seconds", "unet_rows", "scores", "edits"):
         assert whole[key] == pytest.approx(de[key]) if isinstance(de[key], float) else whole[key] == de[key]
     table = format_table(rows)
-    assert all(name in table for name in ("SDEdit", "DiffEdit", "LEDITS++")) and len(table.splitlines()) == 5
+    assert all(name in table for name in names) and len(table.splitlines()) == 6
 
 
 def test_every_method_says_what_it_needs_and_unknown_methods_are_refused(toy):
@@ -50,9 +52,18 @@ def test_words_reword_an_edit(toy):
     with pytest.raises(ValueError, match="no concepts"): parse_concepts(" ; ")
     e = held_out_edits("color", 1, offset=170_000)[0]
     judge = load_judge()
-    same = compare(toy, judge, [e], ["SDEdit", "LEDITS++"])
-    again = compare(toy, judge, [e], ["SDEdit", "LEDITS++"], words=[None])
-    other = compare(toy, judge, [e], ["SDEdit", "LEDITS++"], words=[f"{e.source_prompt}"])  # 'change' to the source
+    names = ["SDEdit", "LEDITS++", "LEDITS++ few words"]
+    same = compare(toy, judge, [e], names)
+    again = compare(toy, judge, [e], names, words=[None])
+    other = compare(toy, judge, [e], names, words=[e.source_prompt])  # 'change' to the source caption
+    moved = compare(toy, judge, [e], ["LEDITS++ few words"], words=["a hat on the left; -a thing on the left"])
     import numpy as np
-    for a, b in zip(same, again): assert np.array_equal(np.asarray(a["images"][0]), np.asarray(b["images"][0]))
-    assert not np.array_equal(np.asarray(same[0]["images"][0]), np.asarray(other[0]["images"][0]))
+    arr = lambda row: np.asarray(row["images"][0], np.float64)
+    for a, b in zip(same, again): assert np.array_equal(arr(a), arr(b))
+    assert not np.array_equal(arr(same[0]), arr(other[0])) and not np.array_equal(arr(same[2]), arr(moved[0]))
+    # LEDITS++ named by captions: 'changing' to the source caption gives the source back (through the VAE)
+    from course_utils.metrics import psnr
+    from course_utils.toyworld import render
+    from course_utils.latents import image_to_latents, latents_to_pil
+    vae_round_trip = latents_to_pil(toy, image_to_latents(toy, render(e.source).image))[0]
+    assert psnr(arr(other[1]), np.asarray(vae_round_trip, np.float64)) > 45

@@ -2,11 +2,12 @@
 import dataclasses
 import pytest
 import torch
-from course_utils.ledits import (EditConcept, make_concepts, ddpm_invert, ledits_edit, edit_vector, concept_mask,
-                                 reconstruction_errors, token_span, _gaussian_3x3, _quantile_mask)
+from course_utils.ledits import (EditConcept, make_concepts, caption_concepts, ddpm_invert, ledits_edit, edit_vector, concept_mask,
+                                 reconstruction_errors, token_span, inversion_scheduler, _gaussian_3x3, _quantile_mask)
 from course_utils.attention import capture_cross_attention
 from course_utils.metrics import HELD_OUT, held_out_edits
-from course_utils.toyworld import TOY_LEDITS, TOY_LEDITS_SKIP, concept_kind, toy_concepts, toy_skip
+from course_utils.text import encode_prompt
+from course_utils.toyworld import TOY_LEDITS, TOY_LEDITS_SKIP, concept_kind, short_concepts, short_skip, toy_concepts
 from course_utils.toyworld import random_scene, render, object_phrase
 
 rmse = lambda a, b: (a - b).pow(2).mean().sqrt().item()
@@ -48,14 +49,14 @@ def test_edit_vector_direction_and_scale():
     assert torch.allclose(edit_vector(u, c, EditConcept("x", scale=3, reverse=True)), -3 * (c - u))
 
 
-def test_toy_settings_follow_the_kind_of_each_concept():
+def test_short_concepts_follow_the_kind_of_each_concept():
     assert [concept_kind(t) for t in ("a thing with a hat on the left", "a thing with sunglasses on the right",
                                       "a striped thing on the right", "a green thing on the left",
                                       "a thing on the left", "a triangle on the right", "sky background", "a plain thing on the left")] == \
         ["accessory", "accessory", "texture", "color", "accessory", "shape", "background", "texture"]
     e = held_out_edits("color_and_accessory", 1)[0]  # new colour, old colour (reverse), the accessory change as a pair
-    assert [(c.prompt, c.reverse) for c in toy_concepts(e, whole_object=())] == e.concepts
-    cs = toy_concepts(e)      # colour concepts name the whole object: the target's forward, the source's in reverse
+    assert [(c.prompt, c.reverse) for c in short_concepts(e, whole_object=())] == e.concepts
+    cs = short_concepts(e)      # colour concepts name the whole object: the target's forward, the source's in reverse
     slot = "left" if e.concepts[0][0].endswith("left") else "right"
     assert [c.prompt for c in cs[:2]] == [object_phrase(e.target.objects()[slot], slot), object_phrase(e.source.objects()[slot], slot)]
     assert [(c.prompt, c.reverse) for c in cs[2:]] == e.concepts[2:] and [c.reverse for c in cs[:2]] == [False, True]
@@ -63,8 +64,8 @@ def test_toy_settings_follow_the_kind_of_each_concept():
     assert [c.scale for c in cs] == [col["scale"], col["reverse_scale"]] + [acc["scale"]] * 2  # the old colour weaker
     assert [c.threshold for c in cs] == [col["threshold"]] * 2 + [acc["threshold"]] * 2
     plain = {k: {"scale": 3.0, "threshold": 0.5} for k in TOY_LEDITS}
-    assert [(c.scale, c.threshold) for c in toy_concepts(e, plain)] == [(3.0, 0.5)] * 4
-    skips = {k: toy_skip(held_out_edits(k, 1)[0]) for k in ("color", "add_accessory", "remove_accessory", "color_and_accessory")}
+    assert [(c.scale, c.threshold) for c in short_concepts(e, plain)] == [(3.0, 0.5)] * 4
+    skips = {k: short_skip(held_out_edits(k, 1)[0]) for k in ("color", "add_accessory", "remove_accessory", "color_and_accessory")}
     assert skips == {"color": TOY_LEDITS_SKIP["color"], "add_accessory": TOY_LEDITS_SKIP["accessory"],
                      "remove_accessory": TOY_LEDITS_SKIP["accessory"], "color_and_accessory": 0.3}  # the larger of the two
 
@@ -152,7 +153,9 @@ def test_bad_input_says_what_is_wrong(random_models, toy, image):
     with pytest.raises(ValueError, match="got 2 values of scale for 3 concepts"):
         make_concepts(["a", "b", "c"], scale=[1, 2])
     with pytest.raises(ValueError, match="unknown solver 'euler'"): ddpm_invert(random_models, image, solver="euler")
-    with pytest.raises(ValueError, match=r"threshold must be in \(0, 1\), got 1.0"): EditConcept("hat", threshold=1.0)
+    with pytest.raises(ValueError, match=r"threshold must be in \[0, 1\), got 1.0"): EditConcept("hat", threshold=1.0)
+    with pytest.raises(ValueError, match=r"threshold must be in \[0, 1\), got -0.1"): EditConcept("hat", threshold=-0.1)
+    with pytest.raises(TypeError, match="target_prompt must be one caption"): caption_concepts("a red thing", ["a", "b"])
     with pytest.raises(ValueError, match="cooldown"): EditConcept("hat", warmup=3, cooldown=2)
     with pytest.raises(ValueError, match="skip"): ddpm_invert(random_models, image, skip=1.0)
     with pytest.raises(ValueError, match="64x64"): ddpm_invert(random_models, image.resize((48, 48)))
@@ -181,3 +184,34 @@ def test_token_span_finds_the_words_m1_reads(random_models):
     assert tok.convert_ids_to_tokens(ids[start:stop]) == tok.convert_ids_to_tokens(tok(c.mask_words).input_ids[1:-1])
     assert stop == len(ids) - 1                     # the last occurrence: the concept's own clause, before <eos>
     with pytest.raises(ValueError, match="are not words of the prompt"): EditConcept("a red thing", mask_words="a blue")
+
+
+def test_caption_concepts_sample_the_target_caption_from_the_source_inversion(random_models, image):
+    """Inverted with the source caption at guidance s, the caption pair gives ε̂ = u + s (ε(tgt) − u):
+    checked against a hand-written sampler with the stored noise maps. Target = source changes nothing;
+    the source caption's row is shared (3 rows per step: u, source, target) and threshold 0 masks nothing."""
+    src, tgt, s = "a red circle on the left", "a blue circle on the left", 2.0
+    inv = ddpm_invert(random_models, image, num_inversion_steps=6, source_prompt=src, source_guidance_scale=s,
+                      solver="dpmpp", progress=False)
+    _, same = ledits_edit(random_models, inv, caption_concepts(src, src, s), return_latents=True, progress=False)
+    assert rmse(same, inv.x0) <= 1e-5
+    rows = []
+    h = random_models.unet.register_forward_hook(lambda mod, args, out: rows.append(args[0].shape[0]))
+    try: _, z, masks = ledits_edit(random_models, inv, caption_concepts(src, tgt, s), return_latents=True,
+                                   record_masks=True, progress=False)
+    finally: h.remove()
+    assert rows == [3] * 6 and bool(masks["mask"].all())
+    sched = inversion_scheduler(random_models, "dpmpp"); sched.set_timesteps(inv.total_steps)
+    emb, x = encode_prompt(random_models, ["", tgt]), inv.xts[0]
+    with torch.no_grad():
+        for k, t in enumerate(inv.timesteps):
+            u, c = random_models.unet(x.expand(2, -1, -1, -1), t, encoder_hidden_states=emb).sample.chunk(2)
+            x = sched.step(u + s * (c - u), t, x, variance_noise=inv.zs[k]).prev_sample
+    assert rmse(z, x) <= 1e-4 * x.std().item() and rmse(z, inv.x0) > 0.01
+
+
+def test_toy_concepts_are_the_edit_captions():
+    e = held_out_edits("color_and_accessory", 1)[0]
+    cs = toy_concepts(e)
+    assert [(c.prompt, c.reverse, c.scale, c.threshold) for c in cs] == [(e.target_prompt, False, 1.0, 0.0),
+                                                                         (e.source_prompt, True, 1.0, 0.0)]

@@ -7,15 +7,20 @@ A method is `run(models, edits, strength=None) -> (images, masks)`: the edited i
 method that has one, each edit's mask on the latent grid (h x w, bool; None otherwise). `strength`
 is how much of the diffusion path is re-run, one knob for all (SDEdit's strength, DiffEdit's
 encoding ratio, 1 − LEDITS++'s skip); None: each method's own setting below. `words` (one per edit,
-or None) re-words an edit: the target caption for SDEdit and DiffEdit, the concepts for LEDITS++
-('a hat on the left; -a thing on the left': ';' between concepts, '-' in front of one to remove). Our methods take the whole
+or None) re-words an edit: the target caption for SDEdit, DiffEdit and LEDITS++ (captions), the
+concepts for LEDITS++ with a few words ('a hat on the left; -a thing on the left': ';' between
+concepts, '-' in front of one to remove). Our methods take the whole
 list as one batch; diffusers' pipelines take one image at a time. Settings, all fixed beforehand:
 - SDEdit: img2img with the target caption, strength 0.6, 25 DDIM steps, guidance 7.5.
 - DiffEdit: the paper's mask (source vs target caption, n = 10, strength 0.5), DDIM encoding to
   0.8, masked decoding, 25 steps; "DiffEdit, one prompt": the seed's single-prompt mask (+/- g).
-- LEDITS++: SDE-DPM-Solver++ inversion and edit, 20 steps, the tiny model's settings
-  (`toy_concepts`, `toy_skip`), masks M1 ∩ M2; "LEDITS++, M2 only": the same without M1.
-- diffusers DiffEdit / LEDITS++: the pipelines on the same weights with the same settings.
+- LEDITS++: SDE-DPM-Solver++ inversion and edit, 20 steps, skip 0.15, the edit named by whole
+  captions (`toy_concepts`: the source inverted with its caption, the target caption forward and the
+  source's in reverse, guidance 1, no mask); "LEDITS++ few words": the paper's way, a few words per
+  concept with the tiny model's per-kind settings (`short_concepts`, `short_skip`), masks M1 ∩ M2;
+  "LEDITS++ few words, M2": the same without M1.
+- diffusers DiffEdit / LEDITS++: the pipelines on the same weights with the same settings (LEDITS++:
+  the few-word concepts, the way the pipeline is made to be used).
 Each row: strict success (every attribute of the target read right, and closer to the target
 inside the edit region) with its Wilson 95 % interval, the lenient rate, PSNR outside the region,
 the IoU of the mask with the region, seconds per edit, and UNet evaluations per edit (rows of the
@@ -57,12 +62,12 @@ def _targets(edits, words):
 
 
 def _concepts(edits, words):
-    "e -> its LEDITS++ concepts with the tiny model's settings: toy_concepts, or from its re-wording (kept as typed)."
+    "e -> its few-word LEDITS++ concepts with the tiny model's settings: short_concepts, or from its re-wording (kept as typed)."
     from dataclasses import replace
-    from .settings import toy_concepts
+    from .settings import short_concepts
     typed = {id(e): w for e, w in zip(edits, words or []) if w}
-    return lambda e: (toy_concepts(replace(e, concepts=parse_concepts(typed[id(e)])), whole_object=())
-                      if id(e) in typed else toy_concepts(e))
+    return lambda e: (short_concepts(replace(e, concepts=parse_concepts(typed[id(e)])), whole_object=())
+                      if id(e) in typed else short_concepts(e))
 
 
 def sdedit(m, edits, strength=None, words=None):
@@ -80,14 +85,24 @@ def _diffedit(m, edits, strength=None, words=None, single_prompt: bool = False):
     return out, [mk.binary.numpy() for mk in masks]
 
 
-def _skip(strength):
-    from .settings import toy_skip
-    return toy_skip if strength is None else (lambda e: round(1 - strength, 4))
+def _skip(strength, default=None):
+    from .settings import short_skip
+    return (default or short_skip) if strength is None else (lambda e: round(1 - strength, 4))
 
 
-def _ledits(m, edits, strength=None, words=None, **kw):
+def _ledits(m, edits, strength=None, words=None):
+    "LEDITS++ with whole captions (no mask: None)."
+    from ..ledits import caption_concepts
+    from .settings import toy_ledits, CAPTION_SCALE, CAPTION_SKIP
+    target = dict(zip(map(id, edits), _targets(edits, words)))
+    return toy_ledits(m, edits, concepts=lambda e: caption_concepts(e.source_prompt, target[id(e)], CAPTION_SCALE),
+                      skip=_skip(strength, lambda e: CAPTION_SKIP)), None
+
+
+def _ledits_short(m, edits, strength=None, words=None, **kw):
     from .settings import toy_ledits
-    ims, recs = toy_ledits(m, edits, concepts=_concepts(edits, words), skip=_skip(strength), record_masks=True, **kw)
+    ims, recs = toy_ledits(m, edits, naming="short", concepts=_concepts(edits, words), skip=_skip(strength),
+                           record_masks=True, **kw)
     return ims, [r["mask"][-1].amax(0).numpy() > 0 for r in recs]   # the last step's masks, all concepts
 
 
@@ -125,8 +140,9 @@ METHODS = {
     "DiffEdit": _diffedit,
     "DiffEdit, one prompt": lambda m, e, strength=None, words=None: _diffedit(m, e, strength, words, single_prompt=True),
     "LEDITS++": _ledits,
-    "LEDITS++, M2 only": lambda m, e, strength=None, words=None: _ledits(m, e, strength, words, use_cross_attn_mask=False,
-                                                                         use_intersect_mask=False),
+    "LEDITS++ few words": _ledits_short,
+    "LEDITS++ few words, M2": lambda m, e, strength=None, words=None: _ledits_short(m, e, strength, words, use_cross_attn_mask=False,
+                                                                                   use_intersect_mask=False),
     "diffusers DiffEdit": diffusers_diffedit_edits,
     "diffusers LEDITS++": diffusers_ledits_edits,
 }
@@ -136,8 +152,9 @@ NEEDS = {
     "SDEdit": "a caption of the whole target image",
     "DiffEdit": "captions of the source and of the target",
     "DiffEdit, one prompt": "a caption of the whole target image",
-    "LEDITS++": "only the change: a few words per concept",
-    "LEDITS++, M2 only": "only the change: a few words per concept",
+    "LEDITS++": "captions of the source and of the target",
+    "LEDITS++ few words": "only the change: a few words per concept",
+    "LEDITS++ few words, M2": "only the change: a few words per concept",
     "diffusers DiffEdit": "captions of the source and of the target",
     "diffusers LEDITS++": "only the change: a few words per concept",
 }
