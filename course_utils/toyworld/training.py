@@ -107,35 +107,21 @@ def _fastai():
 
 def _learner(model, loss_func, batch_cb, n_iter, bs, lr, wd, ckpt_dir, ema_decay, tag):
     "A fastai Learner over seed batches, with EMA and per-epoch safetensors checkpoints."
-    Learner, Callback, DataLoaders, OptimWrapper = _fastai()
+    Learner, _, DataLoaders, OptimWrapper = _fastai()
     from functools import partial
     from torch.utils.data import DataLoader, TensorDataset
 
+    from .callbacks import EMA, Checkpoint
     ema = copy.deepcopy(model).requires_grad_(False)
     Path(ckpt_dir).mkdir(parents=True, exist_ok=True)
     ckpt = Path(ckpt_dir) / f"{tag}.safetensors"
-
-    class EMA(Callback):
-        order = 60
-        def after_step(self):
-            n = self.epoch * self.n_iter + self.iter
-            ema_update(ema, self.learn.model, min(ema_decay, (1 + n) / (10 + n)))
-
-    class Checkpoint(Callback):
-        order = 70
-        def before_epoch(self): self.trained = False
-        def after_step(self): self.trained = True
-        def after_epoch(self):
-            if not self.trained: return  # an epoch skipped while resuming: nothing new to save
-            save_checkpoint(ckpt, {"model": self.learn.model, "ema": ema}, self.learn.opt.opt,
-                            {"epoch": self.epoch + 1, "n_epoch": self.n_epoch, "tag": tag,
-                             "time": time.time(), "loss": float(self.learn.recorder.losses[-1])})
 
     # a "batch" is a vector of scene indices; `batch_cb` turns it into model inputs.
     train = DataLoader(TensorDataset(torch.arange(n_iter * bs)), batch_size=bs)
     valid = DataLoader(TensorDataset(torch.arange(HELD_OUT, HELD_OUT + 2 * bs)), batch_size=bs)
     learn = Learner(DataLoaders(train, valid), model, loss_func=loss_func, lr=lr, wd=wd,
-                    opt_func=partial(OptimWrapper, opt=torch.optim.AdamW), cbs=[batch_cb, EMA(), Checkpoint()])
+                    opt_func=partial(OptimWrapper, opt=torch.optim.AdamW),
+                    cbs=[batch_cb, EMA(ema, ema_decay), Checkpoint(ckpt, ema, tag)])
     return learn, ema, ckpt
 
 

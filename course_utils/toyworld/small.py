@@ -1,0 +1,140 @@
+"""A small version of the problem, for lesson 7: a text-to-image model trained from scratch in about
+a minute on two CPU cores.
+
+The full recipe (training.py; scripts/train_toy_sd.py) learns every attribute of both objects and
+takes hours on a CPU. The lesson keeps its objective and shrinks everything else:
+- **the world**: only the left object varies (5 colours x 3 shapes, plain, bare) on one of 4
+  backgrounds; the right object is always the same blue circle. 60 captions, such as
+  'a red square on the left, sky background', judged on 3 attributes (SMALL_ATTRIBUTES);
+- **the VAE**: the shipped one, frozen (the recipe's first stage, reused): the latents of a pool of
+  scenes are computed once (`encode_scenes`);
+- **the model**: a 2-level UNet with cross-attention at 8x8 only, and a 1-layer text encoder, both
+  from scratch (`new_small_model`), trained on the DDPM objective with 10 % empty captions (for
+  guidance) and offset noise, as the full recipe (`NoisyLatents`).
+"""
+from __future__ import annotations
+import numpy as np
+import torch
+from fastai.callback.core import Callback
+
+from .scene import Scene, Obj, COLORS, SHAPES, BACKGROUNDS
+from .render import render
+from . import model as toymodel
+
+__all__ = ["SMALL_ATTRIBUTES", "SMALL_UNET", "SMALL_TEXT", "small_scene", "small_scenes", "small_caption",
+           "encode_scenes", "caption_ids", "new_small_model", "NoisyLatents", "index_dataloaders", "small_models",
+           "SampleEachEpoch", "small_adherence"]
+
+SMALL_ATTRIBUTES = ("left.color", "left.shape", "background")
+SMALL_UNET = dict(sample_size=16, in_channels=4, out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                  up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), block_out_channels=(32, 64), layers_per_block=1,
+                  cross_attention_dim=64, attention_head_dim=4, norm_num_groups=16)
+SMALL_TEXT = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=2,
+                  max_position_embeddings=32, projection_dim=64)
+RIGHT = Obj("circle", "blue", x=48.0, y=38.0, r=10.5)   # the object that never changes
+
+
+def small_scene(rng: np.random.Generator) -> Scene:
+    "A scene of the small world: a random left object (colour, shape, a little jitter) and background."
+    left = Obj(str(rng.choice(SHAPES)), str(rng.choice(list(COLORS))), x=float(16 + rng.uniform(-1.5, 1.5)),
+               y=float(38 + rng.uniform(-1.5, 1.5)), r=float(rng.uniform(10.0, 11.5)))
+    return Scene(left, RIGHT, str(rng.choice(list(BACKGROUNDS))))
+
+
+def small_scenes(n: int, seed: int) -> list[Scene]: return [small_scene(np.random.default_rng([seed, i])) for i in range(n)]
+
+
+def small_caption(scene: Scene) -> str:
+    "What the small world's captions say: the left object's colour and shape, and the background."
+    return f"a {scene.left.color} {scene.left.shape} on the left, {scene.background} background"
+
+
+@torch.no_grad()
+def encode_scenes(vae, scenes, bs: int = 200) -> torch.Tensor:
+    "The scaled latents (posterior means) of the scenes' renders: N x 4 x 16 x 16, z = E(x) · scaling_factor."
+    out = []
+    for i in range(0, len(scenes), bs):
+        x = torch.from_numpy(np.stack([render(s).array for s in scenes[i:i + bs]])).permute(0, 3, 1, 2).float() / 127.5 - 1
+        out.append(vae.encode(x.to(vae.device, vae.dtype)).latent_dist.mean.float().cpu())
+    return torch.cat(out) * vae.config.scaling_factor
+
+
+def caption_ids(tokenizer, captions) -> torch.Tensor:
+    return tokenizer(list(captions), padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                     return_tensors="pt").input_ids
+
+
+def new_small_model(tokenizer, seed: int = 0):
+    "A fresh UNet (SMALL_UNET) and text encoder (SMALL_TEXT) as one module: model(x_t, t, ids) -> eps."
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+    from .training import TextToEps
+    torch.manual_seed(seed)
+    v = len(tokenizer)
+    te = CLIPTextModel(CLIPTextConfig(vocab_size=v, bos_token_id=v - 2, eos_token_id=v - 1, pad_token_id=v - 1, **SMALL_TEXT))
+    return TextToEps(UNet2DConditionModel(**SMALL_UNET), te)
+
+
+class NoisyLatents(Callback):
+    """Turns a batch of indices into the DDPM objective's inputs: x_t = sqrt(ᾱ_t) z_0 + sqrt(1 − ᾱ_t) ε
+    for a random t, with ε plus a constant per image and channel (offset noise, std `offset`), the
+    caption's token ids (empty for a share `p_empty`); target ε. Training batches draw scenes from
+    `train` = (latents, ids) at random; validation batches take `valid`'s in order, with fixed noise."""
+    order = -10
+
+    def __init__(self, train, valid, empty_ids, *, p_empty: float = 0.1, offset: float = 0.1, seed: int = 0):
+        from diffusers import DDIMScheduler
+        self.pool, self.held, self.empty, self.p_empty, self.offset, self.seed = train, valid, empty_ids, p_empty, offset, seed
+        self.noise_schedule = DDIMScheduler(**toymodel.SCHEDULER)   # only its add_noise (the training schedule) is used
+
+    def before_batch(self):
+        idx = self.xb[0]
+        g = torch.Generator().manual_seed(int(1e6 * self.seed + 1e3 * self.epoch + self.iter) if self.training else int(idx[0]))
+        z, ids = self.pool if self.training else self.held
+        j = torch.randint(0, len(z), (len(idx),), generator=g) if self.training else idx % len(z)
+        z0, ids = z[j], ids[j].clone()
+        ids[torch.rand(len(j), generator=g) < self.p_empty] = self.empty
+        eps = torch.randn(z0.shape, generator=g) + self.offset * torch.randn((*z0.shape[:2], 1, 1), generator=g)
+        t = torch.randint(0, self.noise_schedule.config.num_train_timesteps, (len(j),), generator=g)
+        self.learn.xb, self.learn.yb = (self.noise_schedule.add_noise(z0, eps, t), t, ids), (eps,)
+
+
+def index_dataloaders(n_iter: int, bs: int, n_valid: int):
+    "fastai DataLoaders whose 'items' are indices (n_iter batches of bs to train, n_valid to validate); NoisyLatents makes the batches."
+    from fastai.data.core import DataLoaders
+    from torch.utils.data import DataLoader, TensorDataset
+    return DataLoaders(DataLoader(TensorDataset(torch.arange(n_iter * bs)), batch_size=bs),
+                       DataLoader(TensorDataset(torch.arange(n_valid)), batch_size=bs))
+
+
+def small_models(toy, model):
+    "A `Models` with `model`'s UNet and text encoder and the shipped model's tokenizer, VAE and scheduler: every helper takes it."
+    from ..models import Models
+    return Models(toy.tokenizer, model.text_encoder.eval(), toy.vae, model.unet.eval(), toy.scheduler, toy.device, toy.dtype,
+                  "small (lesson 7)")
+
+
+class SampleEachEpoch(Callback):
+    "After every epoch, sample `captions` with the EMA model (guidance `scale`, fixed seed) into `self.images` (one list per epoch)."
+    order = 80
+
+    def __init__(self, toy, ema, captions, *, scale: float = 3.0, steps: int = 20):
+        self.toy, self.ema, self.captions, self.scale, self.steps, self.images = toy, ema, list(captions), scale, steps, []
+
+    def after_epoch(self):
+        from ..sampling import generate
+        self.images.append(generate(small_models(self.toy, self.ema), self.captions, guidance_scale=self.scale,
+                                    num_inference_steps=self.steps, seed=0, progress=False))
+
+
+def small_adherence(models, judge, scenes, *, guidance_scale: float = 3.0, steps: int = 20, seed: int = 0) -> dict:
+    """Generate each scene's small caption and let the judge read SMALL_ATTRIBUTES: {attribute: share
+    right, 'all': share with all three right, 'k': how many had all three, 'n', 'images'}."""
+    from ..sampling import generate
+    ims = generate(models, [small_caption(s) for s in scenes], guidance_scale=guidance_scale, num_inference_steps=steps,
+                   seed=seed, progress=False)
+    reads = judge.predict(ims)
+    right = [{a: r[a] == s.attributes()[a] for a in SMALL_ATTRIBUTES} for r, s in zip(reads, scenes)]
+    k = sum(all(r.values()) for r in right)
+    return {**{a: float(np.mean([r[a] for r in right])) for a in SMALL_ATTRIBUTES}, "all": k / len(scenes), "k": k,
+            "n": len(scenes), "images": ims}
