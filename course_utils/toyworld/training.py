@@ -29,7 +29,7 @@ from .scene import random_scene, object_phrase, SLOTS, WORN
 from .render import render
 from . import model as toymodel
 
-__all__ = ["images_of", "training_caption", "VAELoss", "TextToEps", "train_vae", "finetune_decoder", "train_unet",
+__all__ = ["images_of", "accessory_masks", "training_caption", "VAELoss", "TextToEps", "train_vae", "finetune_decoder", "train_unet",
            "token_entities", "attention_targets", "AttentionLocalisationLoss", "finetune_attention", "ema_update",
            "save_checkpoint", "load_checkpoint", "train_judge", "judge_accuracy", "augment"]
 
@@ -178,11 +178,21 @@ class _Decoder(nn.Module):
     def forward(self, z): return self.decoder(self.post_quant_conv(z))
 
 
-def finetune_decoder(ckpt_dir, vae, *, epochs=16, iters=250, bs=16, lr=1e-3, seed=0):
+def accessory_masks(seeds) -> torch.Tensor:
+    "Bx1x64x64 float: 1 where the scenes of `seeds` draw an accessory (hat or sunglasses), else 0."
+    covers = [render(random_scene(int(s))).cover for s in seeds]
+    return torch.from_numpy(np.stack([sum((c[k] > 0 for k in c if k.endswith(".accessory")), np.zeros((64, 64), bool))
+                                      for c in covers])).float()[:, None]
+
+
+def finetune_decoder(ckpt_dir, vae, *, epochs=16, iters=250, bs=16, lr=1e-3, seed=0, accessory_weight: float = 0.0,
+                     tag: str = "decoder"):
     """Sharpen the decoder on the encoder's posterior means, the encoder frozen (as SD's ft-MSE VAE).
 
-    The latents do not change, so a UNet trained on them stays valid. Returns the VAE with the
-    EMA decoder. Resumes from `ckpt_dir/decoder.safetensors`."""
+    The latents do not change, so a UNet trained on them stays valid. With `accessory_weight` w the
+    loss weighs accessory pixels 1 + w (a hat or sunglasses covers a few dozen of 4,096 pixels, and
+    an unweighted decoder blurs them away). Returns the VAE with the EMA decoder. Resumes from
+    `ckpt_dir/{tag}.safetensors`."""
     _, Callback, _, _ = _fastai()
     torch.manual_seed(seed)
     vae.requires_grad_(False)
@@ -193,12 +203,15 @@ def finetune_decoder(ckpt_dir, vae, *, epochs=16, iters=250, bs=16, lr=1e-3, see
             idx = self.xb[0]
             seeds = idx + (0 if not self.training else 3_000_000 + 1_000_000 * seed + self.epoch * len(idx) * self.n_iter)
             x = images_of(seeds.tolist())
+            w = 1 + accessory_weight * accessory_masks(seeds.tolist()) if accessory_weight else torch.ones(len(x), 1, 1, 1)
             with torch.no_grad(): z = vae.encode(x).latent_dist.mean
-            self.learn.xb, self.learn.yb = (z,), (x,)
+            self.learn.xb, self.learn.yb = (z,), (x, w)
 
-    loss = lambda rec, x: F.l1_loss(rec, x) + F.mse_loss(rec, x)
+    def loss(rec, x, w):   # weighted L1 + MSE (w = 1: the plain mean of both)
+        err = rec - x
+        return (err.abs() * w).mean() + (err ** 2 * w).mean()
     dec = _Decoder(copy.deepcopy(vae)).requires_grad_(True)
-    learn, ema, ckpt = _learner(dec, loss, Encode(), iters, bs, lr, 0.0, ckpt_dir, 0.999, "decoder")
+    learn, ema, ckpt = _learner(dec, loss, Encode(), iters, bs, lr, 0.0, ckpt_dir, 0.999, tag)
     ema = _fit(learn, ema, ckpt, epochs, lr)
     vae.post_quant_conv.load_state_dict(ema.post_quant_conv.state_dict())
     vae.decoder.load_state_dict(ema.decoder.state_dict())
