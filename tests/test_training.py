@@ -150,3 +150,19 @@ def test_attention_finetuning_moves_words_onto_their_objects(tmp_path):
     assert (tmp_path / "attention.safetensors").exists()
     assert set(type(p).__name__ for p in unet.attn_processors.values()) == procs  # processors restored
     assert unet2.config.sample_size == 16 and te2 is not te
+
+
+def test_accessory_masks_and_the_weighted_decoder_stage(tmp_path):
+    "Stage 1c: accessory pixels found from the renders' covers; the decoder trains, the encoder (the latents) does not move."
+    import copy
+    from course_utils.toyworld import random_scene
+    wears = lambda s: any(o.accessory != "none" for o in random_scene(s).objects().values())
+    seeds = [s for s in range(60) if wears(s)][:2] + [s for s in range(60) if not wears(s)][:1]
+    masks = training.accessory_masks(seeds)
+    assert masks.shape == (3, 1, 64, 64) and masks[0].sum() > 0 and masks[1].sum() > 0 and masks[2].sum() == 0
+    vae = toymodel.new_vae()
+    encoder, decoder = copy.deepcopy(vae.encoder.state_dict()), copy.deepcopy(vae.decoder.state_dict())
+    training.finetune_decoder(tmp_path, vae, epochs=1, iters=2, bs=4, accessory_weight=4.0, tag="decoder-accessories")
+    assert (tmp_path / "decoder-accessories.safetensors").exists()
+    assert all(torch.equal(v, vae.encoder.state_dict()[k]) for k, v in encoder.items())
+    assert not all(torch.equal(v, vae.decoder.state_dict()[k]) for k, v in decoder.items())
