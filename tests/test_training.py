@@ -158,7 +158,8 @@ def test_accessory_masks_and_the_weighted_decoder_stage(tmp_path):
     from course_utils.toyworld import random_scene
     wears = lambda s: any(o.accessory != "none" for o in random_scene(s).objects().values())
     seeds = [s for s in range(60) if wears(s)][:2] + [s for s in range(60) if not wears(s)][:1]
-    masks = training.accessory_masks(seeds)
+    from course_utils.toyworld import render
+    masks = training.accessory_masks([render(random_scene(s)) for s in seeds])
     assert masks.shape == (3, 1, 64, 64) and masks[0].sum() > 0 and masks[1].sum() > 0 and masks[2].sum() == 0
     vae = toymodel.new_vae()
     encoder, decoder = copy.deepcopy(vae.encoder.state_dict()), copy.deepcopy(vae.decoder.state_dict())

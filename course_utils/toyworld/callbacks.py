@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from fastai.callback.core import Callback
+from .training import ema_update, save_checkpoint
 
 __all__ = ["EMA", "Checkpoint"]
 
@@ -23,7 +24,6 @@ class EMA(Callback):
     def __init__(self, ema, decay: float = 0.999): self.ema, self.decay = ema, decay
 
     def after_step(self):
-        from .training import ema_update
         n = self.epoch * self.n_iter + self.iter
         ema_update(self.ema, self.learn.model, min(self.decay, (1 + n) / (10 + n)))
 
@@ -37,7 +37,6 @@ class Checkpoint(Callback):
     def after_step(self): self.trained = True
 
     def after_epoch(self):
-        from .training import save_checkpoint
         if not self.trained: return  # an epoch skipped while resuming: nothing new to save
         self.file.parent.mkdir(parents=True, exist_ok=True)
         save_checkpoint(self.file, {"model": self.learn.model, "ema": self.ema}, self.learn.opt.opt,

@@ -41,17 +41,17 @@ def new_vae(scaling_factor: float = 1.0):
     return AutoencoderKL(**VAE, scaling_factor=scaling_factor)
 
 
-def new_unet():
+def new_unet(config: dict = UNET):
     from diffusers import UNet2DConditionModel
-    return UNet2DConditionModel(**UNET)
+    return UNet2DConditionModel(**config)
 
 
-def new_text_encoder(vocab_size: int, bos: int | None = None, eos: int | None = None):
+def new_text_encoder(vocab_size: int, bos: int | None = None, eos: int | None = None, config: dict = TEXT):
     from transformers import CLIPTextConfig, CLIPTextModel
     bos = vocab_size - 2 if bos is None else bos
     eos = vocab_size - 1 if eos is None else eos
     return CLIPTextModel(CLIPTextConfig(vocab_size=vocab_size, bos_token_id=bos, eos_token_id=eos,
-                                        pad_token_id=eos, **TEXT))
+                                        pad_token_id=eos, **config))
 
 
 def write_tokenizer(path):

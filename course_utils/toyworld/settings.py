@@ -121,6 +121,7 @@ def toy_ledits(models, edits, *, naming: str = "captions", concepts=None, skip=N
     captions = naming == "captions"
     concepts = concepts or (toy_concepts if captions else short_concepts)
     skip = skip or ((lambda e: CAPTION_SKIP) if captions else short_skip)
+    if captions: edit_kw = dict(dict(use_cross_attn_mask=False, use_intersect_mask=False), **edit_kw)  # no masks: no maps needed
     skips, out, masks = [skip(e) for e in edits], [None] * len(edits), [None] * len(edits)
     for s in sorted(set(skips)):
         idx = [i for i, k in enumerate(skips) if k == s]
@@ -128,7 +129,6 @@ def toy_ledits(models, edits, *, naming: str = "captions", concepts=None, skip=N
         inv = ddpm_invert(models, [render(edits[i].source).image for i in idx], source_prompt=src,
                           source_guidance_scale=CAPTION_SCALE, num_inversion_steps=num_steps, skip=s, solver=solver,
                           progress=False)
-        if captions: edit_kw = dict(dict(use_cross_attn_mask=False, use_intersect_mask=False), **edit_kw)  # no masks: no maps needed
         res = ledits_edit(models, inv, [concepts(edits[i]) for i in idx], record_masks=record_masks, progress=False, **edit_kw)
         ims, recs = res if record_masks else (res, [None] * len(idx))
         for i, im, rec in zip(idx, ims, recs): out[i], masks[i] = im, rec

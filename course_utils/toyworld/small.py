@@ -52,9 +52,10 @@ def small_caption(scene: Scene) -> str:
 @torch.no_grad()
 def encode_scenes(vae, scenes, bs: int = 200) -> torch.Tensor:
     "The scaled latents (posterior means) of the scenes' renders: N x 4 x 16 x 16, z = E(x) · scaling_factor."
+    from .training import image_tensor
     out = []
     for i in range(0, len(scenes), bs):
-        x = torch.from_numpy(np.stack([render(s).array for s in scenes[i:i + bs]])).permute(0, 3, 1, 2).float() / 127.5 - 1
+        x = image_tensor([render(s) for s in scenes[i:i + bs]])
         out.append(vae.encode(x.to(vae.device, vae.dtype)).latent_dist.mean.float().cpu())
     return torch.cat(out) * vae.config.scaling_factor
 
@@ -66,13 +67,10 @@ def caption_ids(tokenizer, captions) -> torch.Tensor:
 
 def new_small_model(tokenizer, seed: int = 0):
     "A fresh UNet (SMALL_UNET) and text encoder (SMALL_TEXT) as one module: model(x_t, t, ids) -> eps."
-    from diffusers import UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
     from .training import TextToEps
     torch.manual_seed(seed)
-    v = len(tokenizer)
-    te = CLIPTextModel(CLIPTextConfig(vocab_size=v, bos_token_id=v - 2, eos_token_id=v - 1, pad_token_id=v - 1, **SMALL_TEXT))
-    return TextToEps(UNet2DConditionModel(**SMALL_UNET), te)
+    te = toymodel.new_text_encoder(len(tokenizer), config=SMALL_TEXT)
+    return TextToEps(toymodel.new_unet(SMALL_UNET), te)
 
 
 class NoisyLatents(Callback):

@@ -29,17 +29,21 @@ from .scene import random_scene, object_phrase, SLOTS, WORN
 from .render import render
 from . import model as toymodel
 
-__all__ = ["images_of", "accessory_masks", "training_caption", "VAELoss", "TextToEps", "train_vae", "finetune_decoder", "train_unet",
+__all__ = ["image_tensor", "images_of", "accessory_masks", "training_caption", "VAELoss", "TextToEps", "train_vae", "finetune_decoder", "train_unet",
            "token_entities", "attention_targets", "AttentionLocalisationLoss", "finetune_attention", "ema_update",
            "save_checkpoint", "load_checkpoint", "train_judge", "judge_accuracy", "augment"]
 
 from ..metrics import HELD_OUT  # seeds >= HELD_OUT are never trained on: held-out scenes for evaluation
 
 
+def image_tensor(renders) -> torch.Tensor:
+    "Renders (`render(scene)`) as a Bx3x64x64 float tensor in [-1, 1]."
+    return torch.from_numpy(np.stack([r.array for r in renders])).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
 def images_of(seeds) -> torch.Tensor:
     "Render the scenes of `seeds` as a Bx3x64x64 float tensor in [-1, 1]."
-    arr = np.stack([render(random_scene(int(s))).array for s in seeds])
-    return torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return image_tensor([render(random_scene(int(s))) for s in seeds])
 
 
 def training_caption(scene, rng: np.random.Generator) -> str:
@@ -178,11 +182,10 @@ class _Decoder(nn.Module):
     def forward(self, z): return self.decoder(self.post_quant_conv(z))
 
 
-def accessory_masks(seeds) -> torch.Tensor:
-    "Bx1x64x64 float: 1 where the scenes of `seeds` draw an accessory (hat or sunglasses), else 0."
-    covers = [render(random_scene(int(s))).cover for s in seeds]
-    return torch.from_numpy(np.stack([sum((c[k] > 0 for k in c if k.endswith(".accessory")), np.zeros((64, 64), bool))
-                                      for c in covers])).float()[:, None]
+def accessory_masks(renders) -> torch.Tensor:
+    "Bx1x64x64 float: 1 where the renders (`render(scene)`) draw an accessory (hat or sunglasses), else 0."
+    return torch.from_numpy(np.stack([sum((r.cover[k] > 0 for k in r.cover if k.endswith(".accessory")),
+                                          np.zeros((64, 64), bool)) for r in renders])).float()[:, None]
 
 
 def finetune_decoder(ckpt_dir, vae, *, epochs=16, iters=250, bs=16, lr=1e-3, seed=0, accessory_weight: float = 0.0,
@@ -202,8 +205,9 @@ def finetune_decoder(ckpt_dir, vae, *, epochs=16, iters=250, bs=16, lr=1e-3, see
         def before_batch(self):
             idx = self.xb[0]
             seeds = idx + (0 if not self.training else 3_000_000 + 1_000_000 * seed + self.epoch * len(idx) * self.n_iter)
-            x = images_of(seeds.tolist())
-            w = 1 + accessory_weight * accessory_masks(seeds.tolist()) if accessory_weight else torch.ones(len(x), 1, 1, 1)
+            renders = [render(random_scene(int(s))) for s in seeds.tolist()]
+            x = image_tensor(renders)
+            w = 1 + accessory_weight * accessory_masks(renders) if accessory_weight else torch.ones(len(x), 1, 1, 1)
             with torch.no_grad(): z = vae.encode(x).latent_dist.mean
             self.learn.xb, self.learn.yb = (z,), (x, w)
 
