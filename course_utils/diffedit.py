@@ -36,15 +36,21 @@ from .inversion import (ddim_invert, check_unit_interval, encode_image, sampling
 from .sampling import denoise
 from .latents import latents_to_pil
 
-__all__ = ["DiffEditMask", "diffedit_mask", "diffedit_mask_single_prompt", "diffedit", "img2img", "diffusers_diffedit", "BLENDS"]
+__all__ = ["DiffEditMask", "diffedit_mask", "diffedit_mask_single_prompt", "latent_mask", "diffedit", "img2img", "diffusers_diffedit",
+           "BLENDS"]
 
 
 @dataclass
 class DiffEditMask:
-    "soft: h x w in [0, 1]; binary: h x w bool (latent grid). `upsampled(size)` for display/scoring."
+    "soft: h x w in [0, 1]; binary: h x w bool (latent grid). `at(threshold)` re-thresholds; `upsampled(size)` for display/scoring."
     soft: torch.Tensor
     binary: torch.Tensor
     threshold: float
+
+    def at(self, threshold: float) -> "DiffEditMask":
+        "The same soft mask, thresholded at `threshold` (in (0, 1))."
+        check_unit_interval("threshold", threshold)
+        return DiffEditMask(self.soft, self.soft > threshold, threshold)
 
     def upsampled(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         "(soft, binary) at size x size: the soft mask bilinearly resized, then thresholded."
@@ -118,15 +124,17 @@ def diffedit_mask_single_prompt(models, image, prompt: str, *, g: float = 0.15, 
     return _masks(models, image, prompts, n, strength, seed, num_inference_steps, chunk, diff, threshold, clip_ratio)
 
 
-def _latent_mask(models, mask, like: torch.Tensor) -> torch.Tensor:
-    "A DiffEditMask / bool or float array, at latent or image size -> 1 x 1 x h x w float (1 = edit)."
+def latent_mask(mask, like: torch.Tensor, cover: float = 0.5) -> torch.Tensor:
+    """A DiffEditMask / bool or float array, at latent or image size -> 1 x 1 x h x w float (1 = edit), on
+    `like`'s grid, device and dtype. An image-size mask marks a latent cell when it covers more than
+    `cover` of it (0.5: most of it; 0: any pixel of it)."""
     m = mask.binary if isinstance(mask, DiffEditMask) else mask
     m = torch.as_tensor(m).float()
     if m.ndim != 2: raise ValueError(f"mask must be 2-D (h x w), got shape {tuple(m.shape)}")
     h, w = like.shape[-2:]
     if tuple(m.shape) != (h, w):
         m = F.interpolate(m[None, None], size=(h, w), mode="area")[0, 0]  # share of each latent cell
-        m = (m > 0.5).float()
+        m = (m > cover).float()
     return m[None, None].to(like.device, like.dtype)
 
 
@@ -158,7 +166,7 @@ def diffedit(models, image, query_prompt: str, mask, *, ratio: float = 0.8, guid
     elif inversion.latents.shape[1] != len(images):
         raise ValueError(f"the inversion holds {inversion.latents.shape[1]} images, the edit {len(images)}")
     inv = inversion.latents
-    m = torch.cat([_latent_mask(models, mk, inv[0, :1]) for mk in masks])     # B x 1 x h x w
+    m = torch.cat([latent_mask(mk, inv[0, :1]) for mk in masks])     # B x 1 x h x w
     sched = models.scheduler
     sched.set_timesteps(num_inference_steps, device=models.unet.device)  # ddim_invert may have reset it
 

@@ -119,3 +119,38 @@ def test_bad_input_says_what_to_do(random_models, edit):
     with pytest.raises(ValueError, match="2-D"): diffedit(m, im, "b", np.zeros((1, 16, 16)), num_inference_steps=4)
     inv = ddim_invert(m, im, num_inference_steps=10, ratio=0.5, progress=False)
     with pytest.raises(ValueError, match="other steps"): diffedit(m, im, "b", np.zeros((16, 16)), inversion=inv, ratio=0.8, num_inference_steps=10)
+
+
+def test_latent_mask_marks_the_cells_a_pixel_mask_covers_mostly():
+    from course_utils.diffedit import latent_mask, DiffEditMask
+    like = torch.zeros(1, 4, 16, 16, dtype=torch.float64)
+    px = np.zeros((64, 64), bool)
+    px[:8, :12] = True                                    # cells (0..1, 0..2) fully
+    px[8:10, :4] = True                                   # half of cell (2, 0): not most of it
+    m = latent_mask(px, like)
+    assert m.shape == (1, 1, 16, 16) and m.dtype == like.dtype
+    expected = torch.zeros(16, 16); expected[:2, :3] = 1
+    assert torch.equal(m[0, 0].float(), expected)
+    expected[2, 0] = 1                                    # cover=0: every cell it touches
+    assert torch.equal(latent_mask(px, like, cover=0)[0, 0].float(), expected)
+    grid = torch.rand(16, 16) > 0.5                        # a latent-grid mask passes through as it is
+    assert torch.equal(latent_mask(grid, like)[0, 0].bool(), grid)
+    soft = torch.rand(16, 16)
+    assert torch.equal(latent_mask(DiffEditMask(soft, soft > 0.3, 0.3), like)[0, 0].bool(), soft > 0.3)
+
+
+def test_a_mask_rethresholded_keeps_its_soft_mask():
+    from course_utils.diffedit import DiffEditMask
+    soft = torch.rand(16, 16)
+    mk = DiffEditMask(soft, soft > 0.5, 0.5).at(0.05)
+    assert mk.soft is soft and mk.threshold == 0.05 and torch.equal(mk.binary, soft > 0.05)
+    with pytest.raises(ValueError, match="threshold"): mk.at(0)
+
+
+def test_toy_diffedit_threshold_reads_a_background_change_from_the_captions():
+    from course_utils.metrics import held_out_edits
+    from course_utils.toyworld import diffedit_threshold, TOY_DIFFEDIT_THRESHOLD
+    for kind in EDITS:
+        want = TOY_DIFFEDIT_THRESHOLD["background" if kind == "background" else "object"]
+        for e in held_out_edits(kind, 6, offset=40):
+            assert diffedit_threshold(e.source_prompt, e.target_prompt) == want, e
