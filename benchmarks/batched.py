@@ -13,6 +13,10 @@ image at a time) and our batched seconds per edit over it.
 - SDEdit (img2img): strength 0.6, 25 steps.
 - LEDITS++: SDE-DPM-Solver++ inversion (20 steps, skip 0.15) + an edit with two concepts
   (diffusers: invert + __call__ with the same concepts, scales and thresholds).
+First, the ceiling: the UNet alone, milliseconds per row (batch entry) at the batch sizes these editors
+feed it (2 rows: one image with CFG; 2B: B images). A batch saves the per-call cost and no more: the
+ratio of per-row times, 2 rows vs 2B, is the speed-up batching can give the UNet calls at batch B, and
+they are most of every editor's time (the rest, per-call work outside the UNet, can shrink further).
 Run it alone: two torch processes on two cores slow each other several times over.
 """
 import argparse, os, sys, time
@@ -41,6 +45,17 @@ class UNetClock:
     def _pre(self, *a): self._t0 = time.perf_counter()
     def _post(self, *a): self.total += time.perf_counter() - self._t0
     def remove(self): [h.remove() for h in self._h]
+
+
+def unet_ms_per_row(m, rows: int, reps: int = 3) -> float:
+    "Milliseconds per row of one UNet call on `rows` rows (random latents, the model's text shape)."
+    c = m.unet.config
+    x = torch.randn(rows, c.in_channels, c.sample_size, c.sample_size, device=m.unet.device, dtype=m.unet.dtype)
+    emb = torch.randn(rows, m.tokenizer.model_max_length, c.cross_attention_dim, device=x.device, dtype=x.dtype)
+    with torch.no_grad():
+        m.unet(x, 500, encoder_hidden_states=emb)                               # warm-up
+        _, t = timed(lambda: [m.unet(x, 500, encoder_hidden_states=emb) for _ in range(reps)])
+    return 1e3 * t / reps / rows
 
 
 def editors(m):
@@ -85,7 +100,11 @@ def main(argv=None):
     torch.manual_seed(0)
     m = load_models(a.model)
     pool = [e for k in ("color", "texture", "shape", "add_accessory") for e in held_out_edits(k, max(a.sizes) // 4 + 1, offset=130_000)]
-    print(f"threads {torch.get_num_threads()}, model {a.model}; seconds (looped = B single-image calls, batched = one call)")
+    print(f"threads {torch.get_num_threads()}, model {a.model}")
+    per_row = {r: unet_ms_per_row(m, r) for r in sorted({2} | {2 * B for B in a.sizes})}
+    print("the UNet alone, ms per row: " + ", ".join(f"{r} rows {t:.1f}" for r, t in per_row.items()) +
+          " -> the UNet calls' speed-up at B = " + ", ".join(f"{B}: {per_row[2] / per_row[2 * B]:.1f}x" for B in a.sizes))
+    print("seconds (looped = B single-image calls, batched = one call)")
     print(f"{'editor':>38} | {'B':>3} | {'looped':>7} | {'batched':>7} | speed-up | outside UNet | diffusers s/edit | ours / diffusers")
     for name, (ours, theirs) in editors(m).items():
         ours([render(pool[0].source).image], pool[:1])                       # warm-up
