@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch
 from course_utils import load_models
-from course_utils.diffedit import diffedit_mask, diffedit, img2img, diffusers_diffedit
-from course_utils.ledits import ddpm_invert, ledits_edit, diffusers_ledits, EditConcept
+from course_utils.diffedit import diffedit_mask, diffedit, img2img, diffusers_diffedit, diffusers_diffedit_edit
+from course_utils.ledits import ddpm_invert, ledits_edit, diffusers_ledits, diffusers_ledits_edit, EditConcept
 from course_utils.metrics import held_out_edits
 from course_utils.toyworld import render
 from common import timed
@@ -69,22 +69,15 @@ def editors(m):
                         num_inference_steps=STEPS, progress=False)
 
     def diffedit_theirs(im, e):
-        g = torch.Generator().manual_seed(0)
-        mask = de.generate_mask(image=im, source_prompt=e.source_prompt, target_prompt=e.target_prompt, num_maps_per_mask=10,
-                                mask_encode_strength=0.5, num_inference_steps=STEPS * 2, generator=g)
-        lat = de.invert(image=im, prompt="", inpaint_strength=RATIO, num_inference_steps=STEPS, generator=g).latents
-        return de(prompt=e.target_prompt, mask_image=mask, image_latents=lat, inpaint_strength=RATIO, guidance_scale=SCALE,
-                  num_inference_steps=STEPS, generator=g).images[0]
+        return diffusers_diffedit_edit(de, im, e.source_prompt, e.target_prompt, mask_steps=STEPS * 2, ratio=RATIO,
+                                       num_inference_steps=STEPS, guidance_scale=SCALE)[0]
 
     def ledits_ours(ims, es):
         inv = ddpm_invert(m, ims, num_inversion_steps=20, skip=0.15, solver="dpmpp", progress=False)
         return ledits_edit(m, inv, CONCEPTS, progress=False)
 
     def ledits_theirs(im, e):
-        lp.invert(image=im, num_inversion_steps=20, skip=0.15, generator=torch.Generator().manual_seed(0))
-        return lp(editing_prompt=[c.prompt for c in CONCEPTS], edit_guidance_scale=[c.scale for c in CONCEPTS],
-                  edit_threshold=[c.threshold for c in CONCEPTS], reverse_editing_direction=[c.reverse for c in CONCEPTS],
-                  use_cross_attn_mask=True, use_intersect_mask=True, generator=torch.Generator().manual_seed(0)).images[0]
+        return diffusers_ledits_edit(lp, im, CONCEPTS, num_inversion_steps=20, skip=0.15)
 
     sdedit = lambda ims, es: img2img(m, ims, [e.target_prompt for e in es], strength=0.6, num_inference_steps=STEPS, progress=False)
     return {"DiffEdit (mask + edit)": (diffedit_ours, diffedit_theirs),

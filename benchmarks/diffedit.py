@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from course_utils import load_models
-from course_utils.diffedit import diffedit_mask, diffedit_mask_single_prompt, diffedit, diffusers_diffedit
+from course_utils.diffedit import diffedit_mask, diffedit_mask_single_prompt, diffedit, diffusers_diffedit, diffusers_diffedit_edit
 from course_utils.metrics import iou, edit_scores, held_out_edits
 from course_utils.toyworld import render, load_judge
 from common import timed
@@ -64,15 +64,8 @@ def main(argv=None):
                                             num_inference_steps=a.steps, progress=False))
             r["ours"].append(edit_scores(e, out, judge)); r["te_ours"].append(t + r["t_ours"][-1])
 
-            def theirs():
-                g = torch.Generator().manual_seed(0)
-                mask = ref.generate_mask(image=im, source_prompt=e.source_prompt, target_prompt=e.target_prompt,
-                                         num_maps_per_mask=10, mask_encode_strength=0.5, num_inference_steps=a.steps,
-                                         guidance_scale=a.scale, generator=g)
-                lat = ref.invert(image=im, prompt="", num_inference_steps=a.steps, inpaint_strength=a.ratio, generator=g).latents
-                return ref(prompt=e.target_prompt, mask_image=mask, image_latents=lat, num_inference_steps=a.steps,
-                           inpaint_strength=a.ratio, guidance_scale=a.scale, generator=g).images[0]
-            out, t = timed(theirs)
+            (out, _), t = timed(lambda: diffusers_diffedit_edit(ref, im, e.source_prompt, e.target_prompt, mask_steps=a.steps,
+                                                                ratio=a.ratio, num_inference_steps=a.steps, guidance_scale=a.scale))
             r["diffusers"].append(edit_scores(e, out, judge)); r["te_diffusers"].append(t)
         rows[kind] = r
 

@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 from course_utils import load_models, generate
 from course_utils.models import Models, random_sd15, SD15_CONFIGS
-from course_utils.diffedit import diffedit_mask, diffedit, diffusers_diffedit
-from course_utils.ledits import ddpm_invert, ledits_edit, diffusers_ledits, EditConcept
+from course_utils.diffedit import diffedit_mask, diffedit, diffusers_diffedit, diffusers_diffedit_edit
+from course_utils.ledits import ddpm_invert, ledits_edit, diffusers_ledits, diffusers_ledits_edit, EditConcept
 from course_utils.latents import latents_to_images
 from course_utils.toyworld.tokenizer import write_clip_tokenizer
 
@@ -61,20 +61,14 @@ def cases(m: Models):
         mask = diffedit_mask(m, photo, SOURCE, TARGET, n=10, strength=0.5, num_inference_steps=25)
         return diffedit(m, photo, TARGET, mask, ratio=0.8, num_inference_steps=25, return_latents=True, progress=False)[1]
     def de_theirs():
-        mask = de.generate_mask(image=photo, source_prompt=SOURCE, target_prompt=TARGET, num_maps_per_mask=10,
-                                mask_encode_strength=0.5, num_inference_steps=25, generator=g())
-        lat = de.invert(image=photo, prompt="", inpaint_strength=0.8, num_inference_steps=25, generator=g()).latents
-        return de(prompt=TARGET, mask_image=mask, image_latents=lat, inpaint_strength=0.8, num_inference_steps=25,
-                  generator=g(), output_type="latent").images
+        return diffusers_diffedit_edit(de, photo, SOURCE, TARGET, mask_steps=25, ratio=0.8, num_inference_steps=25,
+                                       output_type="latent")[0]
 
     def le_ours():
         inv = ddpm_invert(m, photo, num_inversion_steps=20, skip=0.15, solver="dpmpp", progress=False)
         return ledits_edit(m, inv, CONCEPTS, return_latents=True, progress=False)[1]
     def le_theirs():
-        lp.invert(image=photo, num_inversion_steps=20, skip=0.15, generator=g())
-        return lp(editing_prompt=[c.prompt for c in CONCEPTS], edit_guidance_scale=[c.scale for c in CONCEPTS],
-                  edit_threshold=[c.threshold for c in CONCEPTS], use_cross_attn_mask=True, use_intersect_mask=True,
-                  generator=g(), output_type="latent").images
+        return diffusers_ledits_edit(lp, photo, CONCEPTS, num_inversion_steps=20, skip=0.15, output_type="latent")
 
     return {"generate (50 steps)": (gen_ours, gen_theirs), "DiffEdit (mask n=10 + edit, 25 steps)": (de_ours, de_theirs),
             "LEDITS++ (20 + 20 steps, 2 concepts)": (le_ours, le_theirs)}

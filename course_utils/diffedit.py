@@ -37,7 +37,7 @@ from .sampling import denoise
 from .latents import latents_to_pil
 
 __all__ = ["DiffEditMask", "diffedit_mask", "diffedit_mask_single_prompt", "latent_mask", "diffedit", "img2img", "diffusers_diffedit",
-           "BLENDS"]
+           "diffusers_diffedit_edit", "BLENDS"]
 
 
 @dataclass
@@ -211,3 +211,20 @@ def diffusers_diffedit(models):
     from diffusers import StableDiffusionDiffEditPipeline, DDIMInverseScheduler
     return models.pipeline(StableDiffusionDiffEditPipeline,
                            inverse_scheduler=DDIMInverseScheduler.from_config(models.scheduler.config))
+
+
+def diffusers_diffedit_edit(pipe, image, source_prompt: str, target_prompt: str, *, n: int = 10, strength: float = 0.5,
+                            mask_steps: int = 50, ratio: float = 0.8, num_inference_steps: int = 25,
+                            guidance_scale: float = 7.5, seed: int = 0, output_type: str = "pil"):
+    """One edit with diffusers' DiffEdit pipeline (`diffusers_diffedit(models)`), as this course compares it:
+    `generate_mask` (n maps at `strength`, over a `mask_steps` schedule), `invert` with the empty prompt to
+    `ratio`, then the masked decoding, one generator seeded `seed` for all three.
+    -> (the edited image, or latents with output_type="latent"; its mask, h x w float in [0, 1])."""
+    g = torch.Generator().manual_seed(seed)
+    mask = pipe.generate_mask(image=image, source_prompt=source_prompt, target_prompt=target_prompt, num_maps_per_mask=n,
+                              mask_encode_strength=strength, num_inference_steps=mask_steps, guidance_scale=guidance_scale,
+                              generator=g)
+    lat = pipe.invert(image=image, prompt="", inpaint_strength=ratio, num_inference_steps=num_inference_steps, generator=g).latents
+    out = pipe(prompt=target_prompt, mask_image=mask, image_latents=lat, inpaint_strength=ratio, guidance_scale=guidance_scale,
+               num_inference_steps=num_inference_steps, generator=g, output_type=output_type).images
+    return (out if output_type == "latent" else out[0]), mask[0]

@@ -61,7 +61,7 @@ from .latents import latents_to_pil
 from .text import as_prompt_list, encode_prompt
 
 __all__ = ["EditConcept", "make_concepts", "caption_concepts", "LeditsInversion", "inversion_scheduler", "ddpm_invert", "ledits_edit", "edit_vector", "concept_mask",
-           "diffusers_ledits", "reconstruction_errors", "token_span", "SOLVERS", "MASK_TYPES"]
+           "diffusers_ledits", "diffusers_ledits_edit", "reconstruction_errors", "token_span", "SOLVERS", "MASK_TYPES"]
 
 SOLVERS = ("ddpm", "dpmpp")
 MASK_TYPES = ("M1", "M2", "mask")
@@ -374,6 +374,22 @@ def diffusers_ledits(models):
     from diffusers import LEditsPPPipelineStableDiffusion, DPMSolverMultistepScheduler
     sched = DPMSolverMultistepScheduler.from_config(models.scheduler.config, algorithm_type="sde-dpmsolver++", solver_order=2)
     return models.pipeline(LEditsPPPipelineStableDiffusion, scheduler=sched)
+
+
+def diffusers_ledits_edit(pipe, image, concepts, *, num_inversion_steps: int = 20, skip: float = 0.15, seed: int = 0,
+                          output_type: str = "pil"):
+    """One edit with diffusers' LEDITS++ pipeline (`diffusers_ledits(models)`), as this course compares it:
+    `invert` (no source prompt) then the edit with `concepts` (EditConcepts: their prompts, scales,
+    thresholds, directions, warm-up and cool-down), masks M1 ∩ M2; each call's generator seeded `seed`.
+    -> the edited image (or latents with output_type="latent")."""
+    pipe.invert(image=image, num_inversion_steps=num_inversion_steps, skip=skip, generator=torch.Generator().manual_seed(seed))
+    out = pipe(editing_prompt=[c.prompt for c in concepts], edit_guidance_scale=[c.scale for c in concepts],
+               edit_threshold=[c.threshold for c in concepts], reverse_editing_direction=[c.reverse for c in concepts],
+               edit_warmup_steps=[c.warmup for c in concepts],
+               edit_cooldown_steps=[c.cooldown if c.cooldown is not None else 10**6 for c in concepts],
+               use_cross_attn_mask=True, use_intersect_mask=True, generator=torch.Generator().manual_seed(seed),
+               output_type=output_type).images
+    return out if output_type == "latent" else out[0]
 
 
 def reconstruction_errors(models, images, *, num_inversion_steps: int = 20, skip: float = 0.15) -> dict:

@@ -67,3 +67,24 @@ def test_words_reword_an_edit(toy):
     from course_utils.latents import image_to_latents, latents_to_pil
     vae_round_trip = latents_to_pil(toy, image_to_latents(toy, render(e.source).image))[0]
     assert psnr(arr(other[1]), np.asarray(vae_round_trip, np.float64)) > 45
+
+
+def test_diffusers_helpers_run_the_pipelines_with_the_given_settings(random_models):
+    from course_utils.diffedit import diffusers_diffedit, diffusers_diffedit_edit
+    from course_utils.ledits import diffusers_ledits, diffusers_ledits_edit, EditConcept
+    from course_utils.toyworld import render
+    m, e = random_models, held_out_edits("color", 1, offset=40)[0]
+    im = render(e.source).image
+    dp = diffusers_diffedit(m)
+    run = lambda seed: diffusers_diffedit_edit(dp, im, e.source_prompt, e.target_prompt, n=2, mask_steps=6,
+                                               num_inference_steps=6, seed=seed, output_type="latent")
+    (a, mask), (b, _), (c, _) = run(0), run(0), run(1)
+    assert a.shape == (1, 4, 16, 16) and mask.shape == (16, 16) and 0 <= mask.min() and mask.max() <= 1
+    assert torch.equal(a, b) and not torch.equal(a, c)                        # the seed is the pipeline's generator
+    image, _ = diffusers_diffedit_edit(dp, im, e.source_prompt, e.target_prompt, n=2, mask_steps=6, num_inference_steps=6)
+    assert image.size == (64, 64)
+    lp = diffusers_ledits(m)
+    edit = lambda reverse: diffusers_ledits_edit(lp, im, [EditConcept("a red thing", scale=5, threshold=0.5, reverse=reverse)],
+                                                 num_inversion_steps=6, output_type="latent")
+    plus, minus = edit(False), edit(True)
+    assert plus.shape == (1, 4, 16, 16) and not torch.allclose(plus, minus)   # the concept's direction reaches the pipeline

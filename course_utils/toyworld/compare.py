@@ -30,7 +30,6 @@ UNet's batch, summed over calls: the cost that does not depend on the machine).
 from __future__ import annotations
 import time
 import numpy as np
-import torch
 
 __all__ = ["METHODS", "compare", "by_kind", "merged", "format_table", "parse_concepts", "UNetCounter", "NEEDS"]
 
@@ -110,32 +109,17 @@ def _ledits_short(m, edits, strength=None, words=None, **kw):
 
 
 def diffusers_diffedit_edits(m, edits, strength=None, words=None):
-    from ..diffedit import diffusers_diffedit
-    pipe, out, masks = diffusers_diffedit(m), [], []
-    for e, im, target in zip(edits, _sources(edits), _targets(edits, words)):
-        g = torch.Generator().manual_seed(0)
-        mk = pipe.generate_mask(image=im, source_prompt=e.source_prompt, target_prompt=target,
-                                num_maps_per_mask=10, mask_encode_strength=0.5, num_inference_steps=50, generator=g)
-        lat = pipe.invert(image=im, prompt="", inpaint_strength=strength or 0.8, num_inference_steps=25, generator=g).latents
-        out.append(pipe(prompt=target, mask_image=mk, image_latents=lat, inpaint_strength=strength or 0.8,
-                        num_inference_steps=25, generator=g).images[0])
-        masks.append(np.asarray(mk[0]) > 0.5)
-    return out, masks
+    from ..diffedit import diffusers_diffedit, diffusers_diffedit_edit
+    pipe = diffusers_diffedit(m)
+    done = [diffusers_diffedit_edit(pipe, im, e.source_prompt, target, ratio=strength or 0.8)
+            for e, im, target in zip(edits, _sources(edits), _targets(edits, words))]
+    return [im for im, _ in done], [np.asarray(mk) > 0.5 for _, mk in done]
 
 
 def diffusers_ledits_edits(m, edits, strength=None, words=None):
-    from ..ledits import diffusers_ledits
-    pipe, out, skip, concepts = diffusers_ledits(m), [], _skip(strength), _concepts(edits, words)
-    for e, im in zip(edits, _sources(edits)):
-        cs = concepts(e)
-        pipe.invert(image=im, num_inversion_steps=20, skip=skip(e), generator=torch.Generator().manual_seed(0))
-        out.append(pipe(editing_prompt=[c.prompt for c in cs], edit_guidance_scale=[c.scale for c in cs],
-                        edit_threshold=[c.threshold for c in cs], reverse_editing_direction=[c.reverse for c in cs],
-                        edit_warmup_steps=[c.warmup for c in cs],
-                        edit_cooldown_steps=[c.cooldown if c.cooldown is not None else 10**6 for c in cs],
-                        use_cross_attn_mask=True, use_intersect_mask=True,
-                        generator=torch.Generator().manual_seed(0)).images[0])
-    return out, None
+    from ..ledits import diffusers_ledits, diffusers_ledits_edit
+    pipe, skip, concepts = diffusers_ledits(m), _skip(strength), _concepts(edits, words)
+    return [diffusers_ledits_edit(pipe, im, concepts(e), skip=skip(e)) for e, im in zip(edits, _sources(edits))], None
 
 
 METHODS = {
