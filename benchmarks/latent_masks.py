@@ -33,18 +33,19 @@ from course_utils.toyworld import load_judge, render, EDITS
 OFFSET, STEPS, RATIO = 170_000, 25, 0.8
 
 
-def rows_for(m, judge, edits) -> dict:
-    "name -> the edited images, for the four rows above."
+def rows_for(m, edits) -> dict:
+    "name -> the edited images, for the five rows above."
     src, tgt = [render(e.source).image for e in edits], [render(e.target).image for e in edits]
     prompts = [e.target_prompt for e in edits]
     zs, zt = encode_image(m, src), encode_image(m, tgt)
     paste = lambda cover: torch.cat([latent_mask(e.region, zs[:1], cover) for e in edits])     # B x 1 x h x w, 1 = the true region
+    mostly, touched = paste(0.5), paste(0)
     inv = ddim_invert(m, src, num_inference_steps=STEPS, ratio=RATIO, progress=False)
     own = diffedit_mask(m, src, [e.source_prompt for e in edits], prompts)
     edit = lambda masks: diffedit(m, src, prompts, masks, ratio=RATIO, num_inference_steps=STEPS, inversion=inv, progress=False)
     return {"target through the VAE": latents_to_pil(m, zt),
-            "oracle latent paste": latents_to_pil(m, paste(0.5) * zt + (1 - paste(0.5)) * zs),
-            "..., every cell touched": latents_to_pil(m, paste(0) * zt + (1 - paste(0)) * zs),
+            "oracle latent paste": latents_to_pil(m, mostly * zt + (1 - mostly) * zs),
+            "..., every cell touched": latents_to_pil(m, touched * zt + (1 - touched) * zs),
             "DiffEdit, true region": edit([e.region for e in edits]),
             "DiffEdit": edit(own)}
 
@@ -60,7 +61,7 @@ def main(argv=None):
     names = None
     for kind in a.kinds:
         edits = held_out_edits(kind, a.n, offset=OFFSET)
-        out = rows_for(m, judge, edits)
+        out = rows_for(m, edits)
         names = names or list(out)
         if kind == a.kinds[0]: print(f"{'kind':>20} | " + " | ".join(f"{n:^30}" for n in names))
         cells = []

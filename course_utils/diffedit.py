@@ -42,15 +42,10 @@ __all__ = ["DiffEditMask", "diffedit_mask", "diffedit_mask_single_prompt", "late
 
 @dataclass
 class DiffEditMask:
-    "soft: h x w in [0, 1]; binary: h x w bool (latent grid). `at(threshold)` re-thresholds; `upsampled(size)` for display/scoring."
+    "soft: h x w in [0, 1]; binary: h x w bool (latent grid). `upsampled(size)` for display/scoring."
     soft: torch.Tensor
     binary: torch.Tensor
     threshold: float
-
-    def at(self, threshold: float) -> "DiffEditMask":
-        "The same soft mask, thresholded at `threshold` (in (0, 1))."
-        check_unit_interval("threshold", threshold)
-        return DiffEditMask(self.soft, self.soft > threshold, threshold)
 
     def upsampled(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         "(soft, binary) at size x size: the soft mask bilinearly resized, then thresholded."
@@ -87,12 +82,14 @@ def _to_mask(diff: torch.Tensor, threshold: float, clip_ratio: float) -> DiffEdi
 
 def _masks(models, image, prompts, n, strength, seed, num_inference_steps, chunk, difference, threshold, clip_ratio):
     "The masks of one image or a list: one UNet call of 2 (B n) rows; `difference(first half, second half)` of its eps."
-    check_unit_interval("threshold", threshold)
     images, batched = as_images(image)
+    thresholds = per_image(threshold, len(images), "threshold")
+    for th in thresholds: check_unit_interval("threshold", th)
     x, t = _noised(models, images, n, strength, per_image(seed, len(images), "seed"), num_inference_steps)
     emb = prompts(len(images)).repeat_interleave(n, 0)    # [a_1 x n, ..., a_B x n ; b_1 x n, ..., b_B x n]
     eps_a, eps_b = _unet_batched(models, torch.cat([x, x]), t, emb, chunk).chunk(2)
-    masks = [_to_mask(d, threshold, clip_ratio) for d in difference(eps_a, eps_b).unflatten(0, (len(images), n))]
+    diffs = difference(eps_a, eps_b).unflatten(0, (len(images), n))
+    masks = [_to_mask(d, th, clip_ratio) for d, th in zip(diffs, thresholds)]
     return masks if batched else masks[0]
 
 
@@ -103,7 +100,7 @@ def diffedit_mask(models, image, reference_prompt: str, query_prompt: str, *, n:
     """The DiffEdit mask of `image` for the change reference_prompt -> query_prompt.
 
     image: PIL RGB of the model's size (64x64 toy, 512x512 SD), or a list of B of them with a prompt
-    (and seed) for all or one per image: a list of masks back. n noise samples per image at `strength`,
+    (and seed, threshold) for all or one per image: a list of masks back. n noise samples per image at `strength`,
     all in one batched UNet call of 2nB rows (`chunk` bounds the rows per call). guidance_scale is
     accepted for parity with diffusers' generate_mask; it cancels out (see the module doc)."""
     prompts = lambda b: encode_prompt(models, per_image_prompts(reference_prompt, b, "reference_prompt") +

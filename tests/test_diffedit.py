@@ -139,12 +139,15 @@ def test_latent_mask_marks_the_cells_a_pixel_mask_covers_mostly():
     assert torch.equal(latent_mask(DiffEditMask(soft, soft > 0.3, 0.3), like)[0, 0].bool(), soft > 0.3)
 
 
-def test_a_mask_rethresholded_keeps_its_soft_mask():
-    from course_utils.diffedit import DiffEditMask
-    soft = torch.rand(16, 16)
-    mk = DiffEditMask(soft, soft > 0.5, 0.5).at(0.05)
-    assert mk.soft is soft and mk.threshold == 0.05 and torch.equal(mk.binary, soft > 0.05)
-    with pytest.raises(ValueError, match="threshold"): mk.at(0)
+def test_masks_take_a_threshold_per_image(random_models, edit):
+    im, m = render(edit.source).image, random_models
+    a, b = diffedit_mask(m, [im, im], edit.source_prompt, edit.target_prompt, n=2, threshold=[0.5, 0.05])
+    assert torch.allclose(a.soft, b.soft) and (a.threshold, b.threshold) == (0.5, 0.05)
+    assert torch.equal(a.binary, a.soft > 0.5) and torch.equal(b.binary, b.soft > 0.05)
+    (c,) = diffedit_mask_single_prompt(m, [im], edit.target_prompt, n=2, threshold=[0.05])
+    assert c.threshold == 0.05 and torch.equal(c.binary, c.soft > 0.05)
+    with pytest.raises(ValueError, match="threshold"): diffedit_mask(m, [im, im], "a", "b", threshold=[0.5, 0])
+    with pytest.raises(ValueError, match="threshold: got 1 for 2 images"): diffedit_mask(m, [im, im], "a", "b", threshold=[0.5])
 
 
 def test_toy_diffedit_threshold_reads_a_background_change_from_the_captions():

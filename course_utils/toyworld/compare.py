@@ -80,9 +80,9 @@ def _diffedit(m, edits, strength=None, words=None, single_prompt: bool = False):
     from ..diffedit import diffedit, diffedit_mask, diffedit_mask_single_prompt
     from .settings import diffedit_threshold
     ims, targets = _sources(edits), _targets(edits, words)
-    masks = (diffedit_mask_single_prompt(m, ims, targets) if single_prompt else
-             diffedit_mask(m, ims, [e.source_prompt for e in edits], targets))
-    masks = [mk.at(diffedit_threshold(e.source_prompt, t)) for mk, e, t in zip(masks, edits, targets)]
+    thresholds = [diffedit_threshold(e.source_prompt, t) for e, t in zip(edits, targets)]
+    masks = (diffedit_mask_single_prompt(m, ims, targets, threshold=thresholds) if single_prompt else
+             diffedit_mask(m, ims, [e.source_prompt for e in edits], targets, threshold=thresholds))
     out = diffedit(m, ims, targets, masks, ratio=strength or 0.8, num_inference_steps=25, progress=False)
     return out, [mk.binary.numpy() for mk in masks]
 
