@@ -8,6 +8,10 @@ predictions differ:
     D ← min(D, ratio · mean(D))           remove extremes
     M = (D − min D) / (max D − min D)     rescale to [0, 1];  binary mask: M > threshold (0.5)
 
+Optionally (`grow`, not in the paper) the binary mask grows by hysteresis, as Canny's edge detector
+keeps weak edges: a cell with M > grow joins it where it connects (8-neighbours) to cells above the
+threshold, so the faint rim of a change is kept without letting in faint cells elsewhere.
+
 All 2n predictions come from ONE batched UNet call (chunked only to bound memory). With CFG the
 unconditional prediction cancels in the difference (ε_Q − ε_R = s (c_Q − c_R)), and the
 rescaling removes s: the mask does not depend on the guidance scale, so none is computed.
@@ -36,8 +40,19 @@ from .inversion import (ddim_invert, check_unit_interval, encode_image, sampling
 from .sampling import denoise
 from .latents import latents_to_pil
 
-__all__ = ["DiffEditMask", "diffedit_mask", "diffedit_mask_single_prompt", "latent_mask", "diffedit", "img2img", "diffusers_diffedit",
+__all__ = ["DiffEditMask", "hysteresis", "diffedit_mask", "diffedit_mask_single_prompt", "latent_mask", "diffedit", "img2img", "diffusers_diffedit",
            "diffusers_diffedit_edit", "BLENDS"]
+
+
+def hysteresis(soft: torch.Tensor, threshold: float, grow: float | None = None) -> torch.Tensor:
+    "h x w soft mask -> bool: soft > threshold, grown through 8-connected cells with soft > grow (None: no growth)."
+    binary = soft > threshold
+    if grow is None: return binary
+    weak = soft > grow
+    while True:   # flood fill, one ring of neighbours per round
+        grown = binary | (weak & (F.max_pool2d(binary[None, None].float(), 3, 1, 1)[0, 0] > 0))
+        if torch.equal(grown, binary): return binary
+        binary = grown
 
 
 @dataclass
@@ -46,11 +61,12 @@ class DiffEditMask:
     soft: torch.Tensor
     binary: torch.Tensor
     threshold: float
+    grow: float | None = None
 
     def upsampled(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        "(soft, binary) at size x size: the soft mask bilinearly resized, then thresholded."
+        "(soft, binary) at size x size: the soft mask bilinearly resized, then thresholded (and grown) alike."
         soft = F.interpolate(self.soft[None, None], size=(size, size), mode="bilinear", align_corners=False)[0, 0]
-        return soft, soft > self.threshold
+        return soft, hysteresis(soft, self.threshold, self.grow)
 
 
 def _noised(models, images, n, strength, seeds, num_inference_steps):
@@ -72,53 +88,58 @@ def _unet_batched(models, x, t, emb, chunk):
                       for i in range(0, len(x), chunk)])
 
 
-def _to_mask(diff: torch.Tensor, threshold: float, clip_ratio: float) -> DiffEditMask:
+def _to_mask(diff: torch.Tensor, threshold: float, clip_ratio: float, grow: float | None = None) -> DiffEditMask:
     "n x C x h x w differences -> the rescaled soft mask and the binary mask."
     d = diff.abs().float().mean(dim=(0, 1))               # mean over samples and channels: h x w
     d = d.clamp(max=clip_ratio * d.mean())                # remove extremes
-    soft = (d - d.min()) / (d.max() - d.min()).clamp(min=1e-12)  # rescale to [0, 1]
-    return DiffEditMask(soft.cpu(), (soft > threshold).cpu(), threshold)
+    soft = ((d - d.min()) / (d.max() - d.min()).clamp(min=1e-12)).cpu()  # rescale to [0, 1]
+    return DiffEditMask(soft, hysteresis(soft, threshold, grow), threshold, grow)
 
 
-def _masks(models, image, prompts, n, strength, seed, num_inference_steps, chunk, difference, threshold, clip_ratio):
+def _masks(models, image, prompts, n, strength, seed, num_inference_steps, chunk, difference, threshold, clip_ratio, grow):
     "The masks of one image or a list: one UNet call of 2 (B n) rows; `difference(first half, second half)` of its eps."
     images, batched = as_images(image)
-    thresholds = per_image(threshold, len(images), "threshold")
-    for th in thresholds: check_unit_interval("threshold", th)
+    thresholds, grows = per_image(threshold, len(images), "threshold"), per_image(grow, len(images), "grow")
+    for th, g in zip(thresholds, grows):
+        check_unit_interval("threshold", th)
+        if g is not None and not 0 <= g <= th: raise ValueError(f"grow must lie in [0, threshold = {th}], got {g}")
     x, t = _noised(models, images, n, strength, per_image(seed, len(images), "seed"), num_inference_steps)
     emb = prompts(len(images)).repeat_interleave(n, 0)    # [a_1 x n, ..., a_B x n ; b_1 x n, ..., b_B x n]
     eps_a, eps_b = _unet_batched(models, torch.cat([x, x]), t, emb, chunk).chunk(2)
     diffs = difference(eps_a, eps_b).unflatten(0, (len(images), n))
-    masks = [_to_mask(d, th, clip_ratio) for d, th in zip(diffs, thresholds)]
+    masks = [_to_mask(d, th, clip_ratio, g) for d, th, g in zip(diffs, thresholds, grows)]
     return masks if batched else masks[0]
 
 
 @torch.no_grad()
 def diffedit_mask(models, image, reference_prompt: str, query_prompt: str, *, n: int = 10, strength: float = 0.5,
                   threshold: float = 0.5, guidance_scale: float = 7.5, seed: int = 0, num_inference_steps: int = 50,
-                  clip_ratio: float = 3.0, chunk: int | None = None) -> DiffEditMask | list[DiffEditMask]:
+                  clip_ratio: float = 3.0, chunk: int | None = None, grow: float | None = None) -> DiffEditMask | list[DiffEditMask]:
     """The DiffEdit mask of `image` for the change reference_prompt -> query_prompt.
 
     image: PIL RGB of the model's size (64x64 toy, 512x512 SD), or a list of B of them with a prompt
-    (and seed, threshold) for all or one per image: a list of masks back. n noise samples per image at `strength`,
-    all in one batched UNet call of 2nB rows (`chunk` bounds the rows per call). guidance_scale is
-    accepted for parity with diffusers' generate_mask; it cancels out (see the module doc)."""
+    (and seed, threshold, grow) for all or one per image: a list of masks back. n noise samples per image at
+    `strength`, all in one batched UNet call of 2nB rows (`chunk` bounds the rows per call). `grow`: a lower
+    threshold for hysteresis (`hysteresis`; None, the paper's mask: none). guidance_scale is accepted for
+    parity with diffusers' generate_mask; it cancels out (see the module doc)."""
     prompts = lambda b: encode_prompt(models, per_image_prompts(reference_prompt, b, "reference_prompt") +
                                       per_image_prompts(query_prompt, b, "query_prompt"))
-    return _masks(models, image, prompts, n, strength, seed, num_inference_steps, chunk, lambda r, q: q - r, threshold, clip_ratio)
+    return _masks(models, image, prompts, n, strength, seed, num_inference_steps, chunk, lambda r, q: q - r, threshold,
+                  clip_ratio, grow)
 
 
 @torch.no_grad()
 def diffedit_mask_single_prompt(models, image, prompt: str, *, g: float = 0.15, n: int = 10, strength: float = 0.5,
                                 threshold: float = 0.5, seed: int = 0, num_inference_steps: int = 50,
-                                clip_ratio: float = 3.0, chunk: int | None = None) -> DiffEditMask | list[DiffEditMask]:
+                                clip_ratio: float = 3.0, chunk: int | None = None,
+                                grow: float | None = None) -> DiffEditMask | list[DiffEditMask]:
     """The seed's variant: one prompt, contrasting +g and −g of the norm-rescaled guidance rule.
 
     Same post-processing and batching as `diffedit_mask` (the seed decodes its differences to pixels
     and sums them; here they stay on the latent grid)."""
     prompts = lambda b: encode_cfg_prompts(models, per_image_prompts(prompt, b, "prompt"))     # [uncond ; cond]
     diff = lambda u, c: rescaled_guidance(u, c, g) - rescaled_guidance(u, c, -g)
-    return _masks(models, image, prompts, n, strength, seed, num_inference_steps, chunk, diff, threshold, clip_ratio)
+    return _masks(models, image, prompts, n, strength, seed, num_inference_steps, chunk, diff, threshold, clip_ratio, grow)
 
 
 def latent_mask(mask, like: torch.Tensor, cover: float = 0.5) -> torch.Tensor:

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from course_utils.diffedit import diffedit_mask, diffedit_mask_single_prompt, diffedit, img2img
+from course_utils.diffedit import diffedit_mask, diffedit_mask_single_prompt, diffedit, img2img, hysteresis
 from course_utils.inversion import ddim_invert
 from course_utils.metrics import HELD_OUT
 from course_utils.toyworld import random_scene, render, EDITS
@@ -146,14 +146,37 @@ def test_masks_take_a_threshold_per_image(random_models, edit):
     assert torch.equal(a.binary, a.soft > 0.5) and torch.equal(b.binary, b.soft > 0.05)
     (c,) = diffedit_mask_single_prompt(m, [im], edit.target_prompt, n=2, threshold=[0.05])
     assert c.threshold == 0.05 and torch.equal(c.binary, c.soft > 0.05)
+    d, e = diffedit_mask(m, [im, im], edit.source_prompt, edit.target_prompt, n=2, grow=[None, 0.2])
+    assert torch.equal(d.binary, a.binary) and d.grow is None and e.grow == 0.2
+    assert torch.equal(e.binary, hysteresis(e.soft, 0.5, 0.2)) and (e.binary >= a.binary).all()
+    assert torch.equal(e.upsampled(64)[1], hysteresis(e.upsampled(64)[0], 0.5, 0.2))
+    with pytest.raises(ValueError, match="grow"): diffedit_mask(m, im, "a", "b", grow=0.6)
     with pytest.raises(ValueError, match="threshold"): diffedit_mask(m, [im, im], "a", "b", threshold=[0.5, 0])
     with pytest.raises(ValueError, match="threshold: got 1 for 2 images"): diffedit_mask(m, [im, im], "a", "b", threshold=[0.5])
 
 
-def test_toy_diffedit_threshold_reads_a_background_change_from_the_captions():
+def test_toy_diffedit_options_read_what_changes_from_the_captions():
     from course_utils.metrics import held_out_edits
-    from course_utils.toyworld import diffedit_threshold, TOY_DIFFEDIT_THRESHOLD
+    from course_utils.toyworld import diffedit_change, diffedit_mask_options, TOY_DIFFEDIT_MASK
+    want = dict(color="object", texture="object", shape="object", color_and_accessory="object",
+                add_accessory="accessory", remove_accessory="accessory", background="background")
+    assert set(want) == set(EDITS)
     for kind in EDITS:
-        want = TOY_DIFFEDIT_THRESHOLD["background" if kind == "background" else "object"]
-        for e in held_out_edits(kind, 6, offset=40):
-            assert diffedit_threshold(e.source_prompt, e.target_prompt) == want, e
+        for e in held_out_edits(kind, 12, offset=40):   # a hat added or removed where the other object wears one too
+            assert diffedit_change(e.source_prompt, e.target_prompt) == want[kind], e
+            assert diffedit_mask_options(e.source_prompt, e.target_prompt) == TOY_DIFFEDIT_MASK[want[kind]]
+
+
+def test_hysteresis_grows_through_connected_weak_cells_only():
+    soft = torch.tensor([[0.9, 0.3, 0.3, 0.0, 0.3],
+                         [0.0, 0.0, 0.3, 0.0, 0.0],
+                         [0.0, 0.0, 0.0, 0.3, 0.0],    # diagonal neighbours connect
+                         [0.3, 0.0, 0.0, 0.0, 0.0],    # a weak cell on its own stays out
+                         [0.0, 0.0, 0.0, 0.0, 0.6]])
+    strong = soft > 0.5
+    assert torch.equal(hysteresis(soft, 0.5), strong) and torch.equal(hysteresis(soft, 0.5, None), strong)
+    want = strong.clone()
+    for i, j in [(0, 1), (0, 2), (1, 2), (2, 3)]: want[i, j] = True
+    assert torch.equal(hysteresis(soft, 0.5, 0.2), want)
+    assert torch.equal(hysteresis(soft, 0.5, 0.3), strong)     # strictly above, as the threshold
+    assert torch.equal(hysteresis(soft, 0.5, 0.0), want)      # grow 0: the isolated weak cells still stay out

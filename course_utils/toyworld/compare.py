@@ -12,9 +12,10 @@ concepts for LEDITS++ with a few words ('a hat on the left; -a thing on the left
 concepts, '-' in front of one to remove). Our methods take the whole
 list as one batch; diffusers' pipelines take one image at a time. Settings, all fixed beforehand:
 - SDEdit: img2img with the target caption, strength 0.6, 25 DDIM steps, guidance 7.5.
-- DiffEdit: the paper's mask (source vs target caption, n = 10, strength 0.5, threshold 0.5; 0.05 when
-  the captions differ in the background, `diffedit_threshold`), DDIM encoding to 0.8, masked decoding,
-  25 steps; "DiffEdit, one prompt": the seed's single-prompt mask (+/- g), thresholded alike.
+- DiffEdit: the paper's mask (source vs target caption, n = 10, strength 0.5, threshold 0.5), with the
+  tiny model's options read from the captions (`diffedit_mask_options`: grown by hysteresis to 0.2 when
+  an object's colour, texture or shape changes; threshold 0.05 when the background does), DDIM encoding
+  to 0.8, masked decoding, 25 steps; "DiffEdit, one prompt": the seed's single-prompt mask (+/- g), alike.
 - LEDITS++: SDE-DPM-Solver++ inversion and edit, 20 steps, skip 0.15, the edit named by whole
   captions (`toy_concepts`: the source inverted with its caption, the target caption forward and the
   source's in reverse, guidance 1, no mask); "LEDITS++ few words": the paper's way, a few words per
@@ -78,11 +79,12 @@ def sdedit(m, edits, strength=None, words=None):
 
 def _diffedit(m, edits, strength=None, words=None, single_prompt: bool = False):
     from ..diffedit import diffedit, diffedit_mask, diffedit_mask_single_prompt
-    from .settings import diffedit_threshold
+    from .settings import diffedit_mask_options
     ims, targets = _sources(edits), _targets(edits, words)
-    thresholds = [diffedit_threshold(e.source_prompt, t) for e, t in zip(edits, targets)]
-    masks = (diffedit_mask_single_prompt(m, ims, targets, threshold=thresholds) if single_prompt else
-             diffedit_mask(m, ims, [e.source_prompt for e in edits], targets, threshold=thresholds))
+    options = [diffedit_mask_options(e.source_prompt, t) for e, t in zip(edits, targets)]
+    kw = {k: [o[k] for o in options] for k in ("threshold", "grow")}
+    masks = (diffedit_mask_single_prompt(m, ims, targets, **kw) if single_prompt else
+             diffedit_mask(m, ims, [e.source_prompt for e in edits], targets, **kw))
     out = diffedit(m, ims, targets, masks, ratio=strength or 0.8, num_inference_steps=25, progress=False)
     return out, [mk.binary.numpy() for mk in masks]
 
