@@ -34,15 +34,6 @@ def m1_over_padded_tokens(tokenizer):
     finally: L.token_span = old
 
 
-def their_edit(pipe, concepts, seed=0):
-    "diffusers' edit of its last inversion (the second half of `diffusers_ledits_edit`)."
-    return pipe(editing_prompt=[c.prompt for c in concepts], edit_guidance_scale=[c.scale for c in concepts],
-                edit_threshold=[c.threshold for c in concepts], reverse_editing_direction=[c.reverse for c in concepts],
-                edit_warmup_steps=[c.warmup for c in concepts],
-                edit_cooldown_steps=[c.cooldown if c.cooldown is not None else 10**6 for c in concepts],
-                use_cross_attn_mask=True, use_intersect_mask=True, generator=torch.Generator().manual_seed(seed)).images[0]
-
-
 ROWS = ("diffusers", "our inversion + diffusers' edit", "ours", "ours, M1 over diffusers' token count")
 
 
@@ -67,7 +58,7 @@ def main(argv=None):
             inv = L.ddpm_invert(m, im, num_inversion_steps=20, skip=skip, solver="dpmpp", progress=False)
             pipe.init_latents = inv.xts[0].to(pipe.init_latents.dtype)            # noisiest latents, then z per step
             pipe.zs = inv.zs.to(pipe.zs.dtype)
-            won["our inversion + diffusers' edit"][kind].append(score(their_edit(pipe, cs)))
+            won["our inversion + diffusers' edit"][kind].append(score(L.diffusers_ledits_apply(pipe, cs)))
             won["ours"][kind].append(score(L.ledits_edit(m, inv, cs, progress=False)))
             with m1_over_padded_tokens(m.tokenizer):
                 won["ours, M1 over diffusers' token count"][kind].append(score(L.ledits_edit(m, inv, cs, progress=False)))

@@ -61,7 +61,7 @@ from .latents import latents_to_pil
 from .text import as_prompt_list, encode_prompt
 
 __all__ = ["EditConcept", "make_concepts", "caption_concepts", "LeditsInversion", "inversion_scheduler", "ddpm_invert", "ledits_edit", "edit_vector", "concept_mask",
-           "diffusers_ledits", "diffusers_ledits_edit", "reconstruction_errors", "token_span", "SOLVERS", "MASK_TYPES"]
+           "diffusers_ledits", "diffusers_ledits_edit", "diffusers_ledits_apply", "reconstruction_errors", "token_span", "SOLVERS", "MASK_TYPES"]
 
 SOLVERS = ("ddpm", "dpmpp")
 MASK_TYPES = ("M1", "M2", "mask")
@@ -392,6 +392,11 @@ def diffusers_ledits_edit(pipe, image, concepts, *, num_inversion_steps: int = 2
     thresholds, directions, warm-up and cool-down), masks M1 ∩ M2; each call's generator seeded `seed`.
     -> the edited image (or latents with output_type="latent")."""
     pipe.invert(image=image, num_inversion_steps=num_inversion_steps, skip=skip, generator=torch.Generator().manual_seed(seed))
+    return diffusers_ledits_apply(pipe, concepts, seed=seed, output_type=output_type)
+
+
+def diffusers_ledits_apply(pipe, concepts, *, seed: int = 0, output_type: str = "pil"):
+    "The edit half of `diffusers_ledits_edit`: diffusers' pipeline edits the image it inverted last."
     out = pipe(editing_prompt=[c.prompt for c in concepts], edit_guidance_scale=[c.scale for c in concepts],
                edit_threshold=[c.threshold for c in concepts], reverse_editing_direction=[c.reverse for c in concepts],
                edit_warmup_steps=[c.warmup for c in concepts],
