@@ -18,7 +18,6 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
-import torch
 import course_utils.ledits as L
 from course_utils import load_models
 from course_utils.metrics import edit_scores, held_out_edits, wilson_interval
