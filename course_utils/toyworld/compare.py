@@ -10,7 +10,10 @@ encoding ratio, 1 − LEDITS++'s skip); None: each method's own setting below. `
 or None) re-words an edit: the target caption for SDEdit, DiffEdit and LEDITS++ (captions), the
 concepts for LEDITS++ with a few words ('a hat on the left; -a thing on the left': ';' between
 concepts, '-' in front of one to remove). Our methods take the whole
-list as one batch; diffusers' pipelines take one image at a time. Settings, all fixed beforehand:
+list as one batch; diffusers' pipelines take one image at a time (in a batch, their DiffEdit
+`generate_mask` scales every image's map by the mean over the whole batch, so a batch would change
+each mask, and their LEDITS++ edits every image of a batch with the same concepts). Settings, all
+fixed beforehand:
 - SDEdit: img2img with the target caption, strength 0.6, 25 DDIM steps, guidance 7.5.
 - DiffEdit: the paper's mask (source vs target caption, n = 10, strength 0.5, threshold 0.5), with the
   tiny model's options read from the captions (`diffedit_mask_options`: grown by hysteresis to 0.2 when
