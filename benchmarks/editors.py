@@ -2,7 +2,7 @@
 on held-out edits that no setting was tuned on (offset 150 000; the tiny model's settings were tuned at
 90 000-110 000). Lesson 6 prints the same table on fewer edits (offset 160 000).
 
-    python benchmarks/editors.py [--n 48] [--kinds color shape ...] [--methods SDEdit DiffEdit ...]
+    python benchmarks/editors.py [--n 48] [--kinds color shape ...] [--methods SDEdit DiffEdit ...] [--model DIR]
 
 Per method and kind: strict success (the judge reads EVERY attribute of the target scene, and inside
 the edit region the result is closer to the target render than to the source) with its 95 % Wilson
@@ -29,8 +29,9 @@ def main(argv=None):
     ap.add_argument("--kinds", nargs="+", default=list(EDITS))
     ap.add_argument("--methods", nargs="+", default=list(METHODS))
     ap.add_argument("--offset", type=int, default=OFFSET)
+    ap.add_argument("--model", default="toy", help="a diffusers folder of a model for ToyWorld (default: the shipped one)")
     a = ap.parse_args(argv)
-    m, judge = load_models("toy", "cpu"), load_judge()
+    m, judge = load_models(a.model, "cpu"), load_judge()
     print(f"{a.n} held-out edits per kind (offset {a.offset})", flush=True)
     per_kind = {}
     for kind in a.kinds:

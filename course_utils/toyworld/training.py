@@ -371,11 +371,11 @@ class AttentionLocalisationLoss(nn.Module):
 
 
 def finetune_attention(ckpt_dir, vae, unet, text_encoder, tokenizer, *, epochs=6, iters=250, bs=32, lr=2e-4,
-                       pool=12_000, weight=0.1, seed=1, offset_noise=0.1):
+                       pool=12_000, weight=0.1, seed=1, offset_noise=0.1, ema_decay=0.999, tag="attention"):
     """Fine-tune UNet + text encoder so that each caption word's cross-attention at latent/4 (the
     maps LEDITS++ reads) falls on the object, accessory or background it names, keeping the
     denoising loss (the maps of a small model trained on captions alone do not localise words).
-    Returns (unet, text_encoder) with EMA weights. Resumes from `ckpt_dir/attention.safetensors`."""
+    Returns (unet, text_encoder) with EMA weights. Resumes from `ckpt_dir/{tag}.safetensors`."""
     from ..attention import capture_cross_attention
     torch.manual_seed(seed)
     hw = (unet.config.sample_size // 4,) * 2
@@ -384,8 +384,8 @@ def finetune_attention(ckpt_dir, vae, unet, text_encoder, tokenizer, *, epochs=6
     cb = _noise_callback(z, held, vae.config.scaling_factor, tokenizer, seed=seed, offset_noise=offset_noise,
                          offset_from=0, attn_targets=lambda sc, ids: attention_targets(sc, ids, tokenizer, hw))
     model = TextToEpsAttn(unet, text_encoder, None)
-    learn, ema, ckpt = _learner(model, AttentionLocalisationLoss(weight), cb, iters, bs, lr, 0.01, ckpt_dir, 0.999,
-                                "attention")
+    learn, ema, ckpt = _learner(model, AttentionLocalisationLoss(weight), cb, iters, bs, lr, 0.01, ckpt_dir, ema_decay,
+                                tag)
     with capture_cross_attention(unet, hw, ("down", "up"), detach=False) as store:
         model.store = store
         ema = _fit(learn, ema, ckpt, epochs, lr)

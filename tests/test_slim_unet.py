@@ -1,0 +1,38 @@
+"""scripts/slim_unet.py (issue 14's experiment): its cheaper UNets start from the shipped one's weights."""
+import copy
+import importlib.util
+from pathlib import Path
+import torch
+from course_utils.toyworld import model as toymodel
+
+spec = importlib.util.spec_from_file_location("slim_unet", Path(__file__).resolve().parents[1] / "scripts" / "slim_unet.py")
+slim = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(slim)
+
+
+def _unet_and_inputs():
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    x, c = torch.randn(2, 4, 16, 16, generator=g), torch.randn(2, 7, 128, generator=g)
+    return toymodel.new_unet().eval(), (x, torch.tensor([10, 700]), c)
+
+
+def test_no_attn_keeps_every_other_weight():
+    unet, _ = _unet_and_inputs()
+    new, missing = slim.cut(unet, slim.VARIANTS["no-attn"])
+    old = unet.state_dict()
+    assert missing == [] and not any(k.startswith(("down_blocks.0.attentions", "up_blocks.2.attentions")) for k in new.state_dict())
+    for k, v in new.state_dict().items(): assert torch.equal(v, old[k]), k
+
+
+def test_no_self_starts_as_the_unet_without_its_16x16_self_attention():
+    unet, (x, t, c) = _unet_and_inputs()
+    new, missing = slim.cut(unet, slim.VARIANTS["no-self"])
+    assert len(missing) == 6 and all(".attn1.to_k." in k or ".attn1.to_v." in k for k in missing)  # 3 blocks at 16x16
+    ref = copy.deepcopy(unet)          # the reference: the same UNet with its 16x16 self-attention silenced
+    for name, mod in ref.named_modules():
+        if name.endswith(".attn1") and name.startswith(("down_blocks.0.", "up_blocks.2.")):
+            mod.to_out[0].weight.data.zero_(); mod.to_out[0].bias.data.zero_()
+    with torch.no_grad():
+        torch.testing.assert_close(new.eval()(x, t, c).sample, ref(x, t, c).sample)
+        assert not torch.allclose(unet(x, t, c).sample, ref(x, t, c).sample, atol=1e-4)   # it did something
