@@ -1,4 +1,5 @@
 """The training pieces: tokenizer, captions, safetensors checkpoints that resume, EMA, a real (tiny) fit."""
+import copy, json
 import numpy as np
 import torch
 from torch import nn
@@ -167,3 +168,64 @@ def test_accessory_masks_and_the_weighted_decoder_stage(tmp_path):
     assert (tmp_path / "decoder-accessories.safetensors").exists()
     assert all(torch.equal(v, vae.encoder.state_dict()[k]) for k, v in encoder.items())
     assert not all(torch.equal(v, vae.decoder.state_dict()[k]) for k, v in decoder.items())
+
+
+def test_distil_captions_ask_about_the_image_and_about_other_scenes():
+    rng = np.random.default_rng(0)
+    s = random_scene(1)
+    caps = [training.distil_caption(s, rng) for _ in range(2000)]
+    own, empty = caps.count(s.caption) / 2000, caps.count("") / 2000
+    assert 0.3 < own < 0.4 and 0.07 < empty < 0.13           # half of training_caption's 70 % full, and its 10 % empty
+    others = [c for c in caps if c.count(",") == 2 and c != s.caption]   # whole captions of other scenes
+    assert 0.3 < len(others) / 2000 < 0.4 and len(set(others)) > 0.9 * len(others)
+
+
+def test_distil_loss_is_the_noise_error_plus_the_maps_l1():
+    g = torch.Generator().manual_seed(0)
+    eps, maps = torch.randn(2, 4, 4, 4, generator=g), torch.rand(2, 16, 7, generator=g)
+    other = torch.rand(2, 16, 7, generator=g)
+    loss = training.DistilLoss(weight=0.5)
+    assert loss((eps, maps), eps, maps) == 0
+    assert torch.isclose(loss((eps, 3 * maps), eps + 1, maps), torch.tensor(1.0))   # the maps' scale is not their shape
+    sp = lambda a: a / a.sum(1, keepdim=True)
+    expect = 0.5 * (sp(maps) - sp(other)).abs().sum(1).mean()
+    torch.testing.assert_close(loss((eps, maps), eps, other), expect)
+    paired, e, m4 = training.DistilLoss(weight=0.0, pair_weight=2.0), torch.randn(4, 4, 4, 4, generator=g), torch.rand(4, 16, 7)
+    odd = torch.zeros_like(e); odd[1::2] = 1                   # odd rows off by one: half the rows, every pair
+    assert torch.isclose(paired((e + odd, m4), e, m4), torch.tensor(0.5 + 2 * 1.0))
+    assert torch.isclose(paired((e + 1, m4), e, m4), torch.tensor(1.0))   # all off alike: the differences are right
+
+
+def test_paired_rows_ask_two_questions_about_one_noisy_latent():
+    from types import SimpleNamespace
+    tok = _toy_tokenizer()
+    z = torch.randn(10, 8, 16, 16)
+    cb = training._noise_callback(z, z[:4], 1.0, tok, seed=0, offset_noise=0.1, offset_from=0,
+                                  caption=lambda sc, rng: sc.caption, pair_caption=lambda sc, rng: "")
+    learn = SimpleNamespace(xb=(torch.arange(5),), yb=None, training=True, epoch=0, iter=0)
+    cb.learn = learn
+    cb.before_batch()
+    (xt, t, ids), (eps,) = learn.xb, learn.yb
+    for a in (xt, t, eps): assert torch.equal(a[1:4:2], a[0:4:2])      # rows 1, 3 repeat rows 0, 2
+    assert not torch.equal(xt[2], xt[0]) and not torch.equal(xt[4], xt[3])   # row 4 has no pair: its own
+    empty = tok("", padding="max_length", max_length=tok.model_max_length, return_tensors="pt").input_ids[0]
+    assert [torch.equal(r, empty) for r in ids] == [False, True, False, True, False]
+
+
+def test_distilling_a_copy_of_the_teacher_costs_nothing(tmp_path):
+    "A student equal to its teacher sees the same inputs and answers alike: zero loss; the processors come back."
+    from safetensors import safe_open
+    torch.manual_seed(0)
+    tok = _toy_tokenizer()
+    teacher, te = toymodel.new_unet(), toymodel.new_text_encoder(len(tok))
+    procs = lambda u: {type(p).__name__ for p in u.attn_processors.values()}
+    before = procs(teacher)
+    out = training.distil_unet(tmp_path / "copy", toymodel.new_vae(), teacher, copy.deepcopy(teacher), te, tok,
+                               epochs=1, iters=2, bs=4, pool=8, lr=1e-12)
+    with safe_open(str(tmp_path / "copy" / "distil.safetensors"), "pt") as f: meta = json.loads(f.metadata()["meta"])
+    assert meta["epoch"] == 1 and meta["loss"] < 1e-10
+    assert procs(teacher) == procs(out) == before
+    other = toymodel.new_unet()                              # a different student: the loss sees it
+    training.distil_unet(tmp_path / "other", toymodel.new_vae(), teacher, other, te, tok, epochs=1, iters=2, bs=4, pool=8)
+    with safe_open(str(tmp_path / "other" / "distil.safetensors"), "pt") as f:
+        assert json.loads(f.metadata()["meta"])["loss"] > 1e-3

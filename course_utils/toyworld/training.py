@@ -15,6 +15,8 @@ resumes where it stopped (`fit_one_cycle(..., start_epoch=k)` keeps the LR sched
   caption word's latent/4 cross-attention that falls outside the object, accessory or background
   it names. Trained on captions alone, the tiny UNet's maps do not say where a word is (SD's do,
   after billions of images); LEDITS++'s mask M1 needs them to.
+- Distillation (issue 14's experiment, `scripts/slim_unet.py`; not in the shipped recipe): a cheaper
+  UNet trained to answer as the shipped one, noise and attention maps, for the prompts edits ask.
 """
 from __future__ import annotations
 import copy, json, time
@@ -31,6 +33,7 @@ from . import model as toymodel
 
 __all__ = ["image_tensor", "images_of", "accessory_masks", "training_caption", "VAELoss", "TextToEps", "train_vae", "finetune_decoder", "train_unet",
            "token_entities", "attention_targets", "AttentionLocalisationLoss", "finetune_attention", "ema_update",
+           "distil_caption", "distil_pair_caption", "DistilLoss", "distil_unet",
            "save_checkpoint", "load_checkpoint", "train_judge", "judge_accuracy", "augment"]
 
 from ..metrics import HELD_OUT  # seeds >= HELD_OUT are never trained on: held-out scenes for evaluation
@@ -250,11 +253,14 @@ def _pool_latents(ckpt_dir, vae, pool, bs):
     return z, encode_pool(vae, list(range(HELD_OUT, HELD_OUT + 2 * bs)))
 
 
-def _noise_callback(z, held, sf, tokenizer, *, seed, offset_noise, offset_from, attn_targets=None):
+def _noise_callback(z, held, sf, tokenizer, *, seed, offset_noise, offset_from, targets=None, caption=training_caption,
+                    pair_caption=None):
     """The fastai callback that turns a batch of indices into (x_t, t, caption ids) and the noise eps.
 
     x_t = sqrt(ᾱ_t) z_0 + sqrt(1 - ᾱ_t) eps for a random t, z_0 sampled from a pool scene's posterior,
-    with a fresh `training_caption` of that scene. `attn_targets(scenes, ids)` -> extra targets."""
+    with a fresh `caption(scene, rng)` of that scene (`training_caption`). With `pair_caption`, row
+    2i + 1 repeats row 2i's x_t, t and scene, asked with `pair_caption(scene, rng)` instead. The
+    targets are (eps,), or `targets(x_t, t, ids, scenes, eps)` -> a tuple of them."""
     _, Callback, _, _ = _fastai()
     from diffusers import DDIMScheduler
     sched = DDIMScheduler(**toymodel.SCHEDULER)  # only its add_noise (the training noise schedule) is used
@@ -279,9 +285,15 @@ def _noise_callback(z, held, sf, tokenizer, *, seed, offset_noise, offset_from, 
                 eps = eps + offset_noise * torch.randn((*z0.shape[:2], 1, 1), generator=g)
             t = torch.randint(0, sched.config.num_train_timesteps, (len(idx),), generator=g)
             scenes = [random_scene(int(s)) for s in seeds]
-            ids = tok([training_caption(sc, rng) for sc in scenes])
-            self.learn.xb = (sched.add_noise(z0, eps, t), t, ids)  # x_t = sqrt(abar) z0 + sqrt(1-abar) eps
-            self.learn.yb = (eps,) if attn_targets is None else (eps, *attn_targets(scenes, ids))
+            xt = sched.add_noise(z0, eps, t)  # x_t = sqrt(abar) z0 + sqrt(1-abar) eps
+            ask = [caption] * len(idx)
+            if pair_caption is not None:      # odd rows: the even row before, another question
+                n = len(idx) // 2 * 2
+                xt[1:n:2], t[1:n:2], eps[1:n:2] = xt[0:n:2], t[0:n:2], eps[0:n:2]
+                scenes[1:n:2], ask[1:n:2] = scenes[0:n:2], [pair_caption] * (n // 2)
+            ids = tok([q(sc, rng) for q, sc in zip(ask, scenes)])
+            self.learn.xb = (xt, t, ids)
+            self.learn.yb = (eps,) if targets is None else targets(xt, t, ids, scenes, eps)
 
     return Noise()
 
@@ -382,7 +394,7 @@ def finetune_attention(ckpt_dir, vae, unet, text_encoder, tokenizer, *, epochs=6
     unet.requires_grad_(True), text_encoder.requires_grad_(True)  # EMA copies come back frozen
     z, held = _pool_latents(ckpt_dir, vae, pool, bs)
     cb = _noise_callback(z, held, vae.config.scaling_factor, tokenizer, seed=seed, offset_noise=offset_noise,
-                         offset_from=0, attn_targets=lambda sc, ids: attention_targets(sc, ids, tokenizer, hw))
+                         offset_from=0, targets=lambda xt, t, ids, sc, eps: (eps, *attention_targets(sc, ids, tokenizer, hw)))
     model = TextToEpsAttn(unet, text_encoder, None)
     learn, ema, ckpt = _learner(model, AttentionLocalisationLoss(weight), cb, iters, bs, lr, 0.01, ckpt_dir, ema_decay,
                                 tag)
@@ -390,6 +402,71 @@ def finetune_attention(ckpt_dir, vae, unet, text_encoder, tokenizer, *, epochs=6
         model.store = store
         ema = _fit(learn, ema, ckpt, epochs, lr)
     return ema.unet, ema.text_encoder
+
+
+# ------------------------------------------------------------------ distillation: a cheaper UNet that answers as the shipped one
+def distil_caption(scene, rng: np.random.Generator) -> str:
+    """A prompt to distil with: `training_caption` of the image's own scene half the time, of another
+    (training) scene the other half, as an edit asks for what the image does not hold yet."""
+    if rng.random() < 0.5: scene = random_scene(int(rng.integers(HELD_OUT)))
+    return training_caption(scene, rng)
+
+
+def distil_pair_caption(scene, rng: np.random.Generator) -> str:
+    "The second question about a noisy latent: the empty prompt half the time (guidance's ε_u), else `distil_caption`."
+    return "" if rng.random() < 0.5 else distil_caption(scene, rng)
+
+
+class DistilLoss(nn.Module):
+    """|| ε - ε' ||^2 + pair_weight * || (ε_2i - ε_2i+1) - (ε'_2i - ε'_2i+1) ||^2 + weight * mean_k sum_p | A_k(p) - A'_k(p) |
+
+    student ε, teacher ε'. Rows 2i and 2i + 1 ask about the same x_t with two prompts (`pair_caption`):
+    their difference is what the editors amplify (guidance 7.5 multiplies ε_c - ε_u; DiffEdit's mask
+    is |ε_src - ε_tgt|). A_k, A'_k: token k's latent/4 cross-attention, normalised to sum 1 over the
+    grid (the shape LEDITS++'s mask M1 reads), for every token position."""
+    def __init__(self, weight=0.1, pair_weight=0.0):
+        super().__init__(); self.weight, self.pair_weight = weight, pair_weight
+    def forward(self, out, eps_teacher, maps_teacher):
+        eps, maps = out
+        spatial = lambda a: a / a.sum(1, keepdim=True).clamp_min(1e-12)  # B x h*w x T, over the grid
+        loss = F.mse_loss(eps, eps_teacher) + self.weight * (spatial(maps) - spatial(maps_teacher)).abs().sum(1).mean()
+        if self.pair_weight:
+            n = len(eps) // 2 * 2
+            diff = lambda e: e[0:n:2] - e[1:n:2]
+            loss = loss + self.pair_weight * F.mse_loss(diff(eps), diff(eps_teacher))
+        return loss
+
+
+def distil_unet(ckpt_dir, vae, teacher, student, text_encoder, tokenizer, *, epochs=8, iters=250, bs=32, lr=5e-4,
+                pool=12_000, weight=0.1, pair_weight=4.0, seed=3, offset_noise=0.1, ema_decay=0.995, tag="distil"):
+    """Train `student` (a UNet) to predict what `teacher` predicts, noise and latent/4 cross-attention maps,
+    on noisy training latents with `distil_caption` prompts (whole, partial, empty, of the image or of
+    another scene), both reading the same frozen `text_encoder`; rows in pairs, two prompts for one x_t,
+    their difference matched too (`DistilLoss`; pair_weight=0: rows independent). Unlike fine-tuning on
+    the data, the target is the teacher's answer for the prompt asked, matching or not: what an edit
+    evaluates.
+    Returns the student with EMA weights. Resumes from `ckpt_dir/{tag}.safetensors`."""
+    from ..attention import capture_cross_attention
+    torch.manual_seed(seed)
+    hw = (student.config.sample_size // 4,) * 2
+    teacher.requires_grad_(False), text_encoder.requires_grad_(False), student.requires_grad_(True)
+    z, held = _pool_latents(ckpt_dir, vae, pool, bs)
+    seen = {}
+
+    @torch.no_grad()
+    def answer(xt, t, ids, scenes, eps):
+        seen["maps"].clear()
+        return teacher(xt, t, text_encoder(ids)[0]).sample, seen["maps"].mean().flatten(1, 2)
+
+    cb = _noise_callback(z, held, vae.config.scaling_factor, tokenizer, seed=seed, offset_noise=offset_noise,
+                         offset_from=0, targets=answer, caption=distil_caption,
+                         pair_caption=distil_pair_caption if pair_weight else None)
+    model = TextToEpsAttn(student, text_encoder, None)
+    learn, ema, ckpt = _learner(model, DistilLoss(weight, pair_weight), cb, iters, bs, lr, 0.01, ckpt_dir, ema_decay, tag)
+    # captured only now: the EMA copy (made above) keeps the UNet's own attention processors
+    with capture_cross_attention(teacher, hw) as seen["maps"], capture_cross_attention(student, hw, detach=False) as model.store:
+        ema = _fit(learn, ema, ckpt, epochs, lr)
+    return ema.unet
 
 
 # ------------------------------------------------------------------ the judge
