@@ -45,8 +45,9 @@ their difference matched with weight `--pair-weight` (guidance multiplies it). M
 DiffEdit, 0.89 LEDITS++ by captions, 0.45 few words). Without pairs, 4 epochs (13 min): 0.89, 0.90,
 0.49 (colour 0.50, shape 0.58: kept); resumed to 8: 0.88, 0.88, 0.49. With pairs (weight 4, the
 second prompt empty half the time), 8 epochs (27 min): 0.94, 0.88, 0.46; resumed to 12: 0.93, 0.88,
-0.50; pairs weighted 16, 8 epochs: 0.93, 0.92, 0.49. So distillation keeps the few-word edits the fine-tune lost. Seconds per edit in editors.py,
-the 4-epoch model vs the shipped one, run one after the other: 0.40-0.43 vs 0.68-0.74 (1.7x). Held
+0.50; pairs weighted 16, 8 epochs: 0.93, 0.92, 0.49. So distillation keeps the few-word edits the
+fine-tune lost. Seconds per edit in editors.py, the 4-epoch model vs the shipped one, run one after
+the other: 0.40-0.43 vs 0.68-0.74 (1.7x). Held
 out (offset 150 000, 48 per kind, DiffEdit only, to check issue 13's bar of 0.90 on every kind):
 0.93 / 0.92 / 0.92 / 0.93 overall (shipped 0.93) but double edits (colour + accessory) 0.81 / 0.85 /
 0.83 / 0.88 (shipped 0.90), so not shipped. README, "Why not 5x", has the rest.

@@ -1,5 +1,5 @@
 """The training pieces: tokenizer, captions, safetensors checkpoints that resume, EMA, a real (tiny) fit."""
-import copy, json
+import copy
 import numpy as np
 import torch
 from torch import nn
@@ -214,7 +214,6 @@ def test_paired_rows_ask_two_questions_about_one_noisy_latent():
 
 def test_distilling_a_copy_of_the_teacher_costs_nothing(tmp_path):
     "A student equal to its teacher sees the same inputs and answers alike: zero loss; the processors come back."
-    from safetensors import safe_open
     torch.manual_seed(0)
     tok = _toy_tokenizer()
     teacher, te = toymodel.new_unet(), toymodel.new_text_encoder(len(tok))
@@ -222,10 +221,9 @@ def test_distilling_a_copy_of_the_teacher_costs_nothing(tmp_path):
     before = procs(teacher)
     out = training.distil_unet(tmp_path / "copy", toymodel.new_vae(), teacher, copy.deepcopy(teacher), te, tok,
                                epochs=1, iters=2, bs=4, pool=8, lr=1e-12)
-    with safe_open(str(tmp_path / "copy" / "distil.safetensors"), "pt") as f: meta = json.loads(f.metadata()["meta"])
+    meta = training.load_checkpoint(tmp_path / "copy" / "distil.safetensors", {})
     assert meta["epoch"] == 1 and meta["loss"] < 1e-10
     assert procs(teacher) == procs(out) == before
     other = toymodel.new_unet()                              # a different student: the loss sees it
     training.distil_unet(tmp_path / "other", toymodel.new_vae(), teacher, other, te, tok, epochs=1, iters=2, bs=4, pool=8)
-    with safe_open(str(tmp_path / "other" / "distil.safetensors"), "pt") as f:
-        assert json.loads(f.metadata()["meta"])["loss"] > 1e-3
+    assert training.load_checkpoint(tmp_path / "other" / "distil.safetensors", {})["loss"] > 1e-3
