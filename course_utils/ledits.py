@@ -60,7 +60,7 @@ from .inversion import encode_image, as_images, per_image, per_image_prompts
 from .latents import latents_to_pil
 from .text import as_prompt_list, encode_prompt
 
-__all__ = ["EditConcept", "make_concepts", "caption_concepts", "LeditsInversion", "inversion_scheduler", "ddpm_invert", "ledits_edit", "edit_vector", "concept_mask",
+__all__ = ["EditConcept", "make_concepts", "caption_concepts", "LeditsInversion", "inversion_scheduler", "ddpm_invert", "ledits_edit", "edit_vector", "concept_mask", "concept_masks",
            "diffusers_ledits", "diffusers_ledits_edit", "diffusers_ledits_apply", "reconstruction_errors", "token_span", "SOLVERS", "MASK_TYPES"]
 
 SOLVERS = ("ddpm", "dpmpp")
@@ -263,14 +263,35 @@ def _gaussian_3x3(x: torch.Tensor, sigma: float = 0.5) -> torch.Tensor:
     return F.conv2d(F.pad(x[:, None], (1, 1, 1, 1), mode="reflect"), k[None, None])[:, 0]
 
 
-def _quantile_mask(x: torch.Tensor, q: float) -> torch.Tensor:
-    "h x w -> bool h x w: x >= its q-quantile (computed in float32: torch.quantile has no float16)."
-    return x.float() >= torch.quantile(x.flatten().float(), q)
+def _quantile_masks(x: torch.Tensor, q) -> torch.Tensor:
+    """P x h x w and P quantile levels -> bool P x h x w: x[p] >= its q[p]-quantile. One torch.quantile for
+    all (in float32: it has no float16), at each distinct level: the same thresholds as one call per map."""
+    flat = x.flatten(1).float()
+    levels, which = torch.as_tensor(q, dtype=torch.float32).unique(return_inverse=True)
+    thr = torch.quantile(flat, levels.to(flat.device), dim=1)[which.to(flat.device), torch.arange(len(flat), device=flat.device)]
+    return x.float() >= thr[:, None, None]
 
 
 def edit_vector(u: torch.Tensor, eps_c: torch.Tensor, concept: EditConcept) -> torch.Tensor:
     "g = s (ε_c − u), negated for a reverse concept (removal)."
     return (eps_c - u) * (-concept.scale if concept.reverse else concept.scale)
+
+
+def concept_masks(g: torch.Tensor, attn: torch.Tensor | None, thresholds, *, t: int = 0,
+                  use_intersect_mask: bool = True, intersect_below: int = 800):
+    """(M1, M2, applied mask), bool P x h x w, for P concepts' edit vectors g (P x C x h x w) at once.
+
+    attn: each concept's cross-attention map summed over its tokens (P x h/4 x w/4), or None for no M1;
+    thresholds: P quantile levels. M2 = channel-summed |g| >= its quantile; M1 = the map, 3x3-Gaussian-
+    smoothed, >= its quantile, upsampled (nearest); applied: M1 ∩ M2 (M1 alone above `intersect_below`),
+    M1, or M2. Each concept's masks are those it gets alone (`concept_mask`)."""
+    h, w = g.shape[-2:]
+    m2 = _quantile_masks(g.abs().sum(1), thresholds)
+    if attn is None: return None, m2, m2
+    a = _gaussian_3x3(attn.float())
+    m1 = F.interpolate(_quantile_masks(a, thresholds)[:, None].float(), size=(h, w), mode="nearest")[:, 0] > 0
+    if not use_intersect_mask: return m1, m2, m1
+    return m1, m2, (m1 & m2) if t <= intersect_below else m1
 
 
 def concept_mask(g: torch.Tensor, attn: torch.Tensor | None, threshold: float, *, t: int = 0,
@@ -279,14 +300,11 @@ def concept_mask(g: torch.Tensor, attn: torch.Tensor | None, threshold: float, *
 
     attn: the concept tokens' cross-attention maps (h/4 x w/4 x n_tokens), or None for no M1.
     M2 = channel-summed |g| >= its quantile; M1 = token-summed, 3x3-Gaussian-smoothed map >= its
-    quantile, upsampled (nearest); applied: M1 ∩ M2 (M1 alone above `intersect_below`), M1, or M2."""
-    h, w = g.shape[-2:]
-    m2 = _quantile_mask(g.abs().sum(1)[0], threshold)
-    if attn is None: return None, m2, m2
-    a = _gaussian_3x3(attn.float().sum(-1)[None])[0]
-    m1 = F.interpolate(_quantile_mask(a, threshold)[None, None].float(), size=(h, w), mode="nearest")[0, 0] > 0
-    if not use_intersect_mask: return m1, m2, m1
-    return m1, m2, (m1 & m2) if t <= intersect_below else m1
+    quantile, upsampled (nearest); applied: M1 ∩ M2 (M1 alone above `intersect_below`), M1, or M2.
+    (`concept_masks` does P concepts in one go.)"""
+    m1, m2, mask = concept_masks(g, None if attn is None else attn.float().sum(-1)[None], [threshold], t=t,
+                                 use_intersect_mask=use_intersect_mask, intersect_below=intersect_below)
+    return (None if m1 is None else m1[0]), m2[0], mask[0]
 
 
 def _concept_lists(concepts, inversion) -> list[list[EditConcept]]:
@@ -352,23 +370,20 @@ def ledits_edit(models, inversion: LeditsInversion, concepts, *, use_cross_attn_
             if store is not None: store.clear()
             eps = models.unet(_rows(models, x, row_image), t, encoder_hidden_states=emb).sample.float()  # ONE call: Σ_i (1 + N_i) rows
             maps = store.mean() if use_m1 else None                           # rows x h/4 x w/4 x tokens
-            out = []
-            for i, cs in enumerate(lists):
-                e = eps[first[i]:first[i] + sizes[i]]
-                u = e[0:1]
-                guided = _base_eps(e, sources[i], inversion.source_guidance_scale)
-                for j, c in enumerate(cs):
-                    if not c.active(k): continue
-                    row = row_of[i][j]
-                    g = edit_vector(u, e[row:row + 1], c)
-                    attn = maps[first[i] + row, :, :, slice(*spans[i][j])] if use_m1 else None
-                    m1, m2, mask = concept_mask(g, attn, c.threshold, t=int(t), use_intersect_mask=use_intersect_mask,
-                                                intersect_below=intersect_below)
-                    guided = guided + mask.to(g.dtype) * g              # ε̂ = u + Σ_i M_i g_i
+            out = [_base_eps(eps[first[i]:first[i] + sizes[i]], sources[i], inversion.source_guidance_scale) for i in range(B)]
+            on = [(i, j) for i, cs in enumerate(lists) for j, c in enumerate(cs) if c.active(k)]  # every image's active concepts
+            if on:   # their masks in one go: P = len(on) edit vectors g = s (ε_c − u)
+                g = torch.cat([edit_vector(eps[first[i]:first[i] + 1], eps[first[i] + row_of[i][j]][None], lists[i][j])
+                               for i, j in on])
+                attn = torch.stack([maps[first[i] + row_of[i][j], :, :, slice(*spans[i][j])].float().sum(-1)
+                                    for i, j in on]) if use_m1 else None
+                m1, m2, mask = concept_masks(g, attn, [lists[i][j].threshold for i, j in on], t=int(t),
+                                             use_intersect_mask=use_intersect_mask, intersect_below=intersect_below)
+                for p, (i, j) in enumerate(on):
+                    out[i] = out[i] + mask[p].to(g.dtype) * g[p:p + 1]        # ε̂ = u + Σ_i M_i g_i
                     if rec is not None:
-                        rec[i]["M2"][k, j] = m2.float().cpu(); rec[i]["mask"][k, j] = mask.float().cpu()
-                        if m1 is not None: rec[i]["M1"][k, j] = m1.float().cpu()
-                out.append(guided)
+                        rec[i]["M2"][k, j] = m2[p].float().cpu(); rec[i]["mask"][k, j] = mask[p].float().cpu()
+                        if m1 is not None: rec[i]["M1"][k, j] = m1[p].float().cpu()
             x = sched.step(torch.cat(out), t, x, variance_noise=inversion.zs[k], **kw).prev_sample
     images = latents_to_pil(models, x)
     if not inversion.batched: images, rec = images[0], (rec[0] if rec is not None else None)

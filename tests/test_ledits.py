@@ -3,7 +3,8 @@ import dataclasses
 import pytest
 import torch
 from course_utils.ledits import (EditConcept, make_concepts, caption_concepts, ddpm_invert, ledits_edit, edit_vector, concept_mask,
-                                 reconstruction_errors, token_span, inversion_scheduler, _gaussian_3x3, _quantile_mask)
+                                 reconstruction_errors, token_span, inversion_scheduler, _gaussian_3x3, _quantile_masks,
+                                 concept_masks)
 from course_utils.attention import capture_cross_attention
 from course_utils.metrics import HELD_OUT, held_out_edits
 from course_utils.text import encode_prompt
@@ -89,8 +90,22 @@ def test_masks_on_a_known_attention_map():
 def test_gaussian_is_normalised_and_quantile_handles_float16():
     x = torch.ones(1, 4, 4)
     assert torch.allclose(_gaussian_3x3(x), x)
-    y = torch.arange(16, dtype=torch.float16).reshape(4, 4)
-    assert _quantile_mask(y, 0.9).sum() == 2
+    y = torch.arange(16, dtype=torch.float16).reshape(1, 4, 4)
+    assert _quantile_masks(y, [0.9]).sum() == 2
+
+
+def test_concept_masks_of_many_concepts_are_each_concepts_own():
+    "One call for P concepts (what a batched edit step makes) gives each the masks it gets alone, bit for bit."
+    g = torch.Generator().manual_seed(0)
+    G, A = torch.randn(5, 4, 16, 16, generator=g), torch.rand(5, 4, 4, 3, generator=g)
+    thresholds = [0.9, 0.75, 0.9, 0.5, 0.8]                         # repeated and distinct levels
+    for t, kw in [(500, {}), (900, {}), (500, dict(use_intersect_mask=False))]:
+        many = concept_masks(G, A.sum(-1), thresholds, t=t, **kw)
+        for p in range(5):
+            one = concept_mask(G[p:p + 1], A[p], thresholds[p], t=t, **kw)
+            for a, b in zip(many, one): assert torch.equal(a[p], b)
+    _, m2, mask = concept_masks(G, None, thresholds)
+    assert torch.equal(m2, mask) and [int(m.sum()) for m in m2] == [26, 64, 26, 128, 52]   # 256 cells above each level
 
 
 def test_cross_attention_store_and_processors_restored(random_models):
