@@ -12,7 +12,13 @@ Stages (each resumes from its safetensors checkpoint in --ckpt, and is skipped o
 2. UNet + CLIP text encoder, from scratch, on the latents of `--pool` scenes with fresh
    captions at every step (10 % empty, 20 % partial); offset noise (0.1) from epoch 12 on.
    2b. UNet + text encoder fine-tuned so that every caption word's cross-attention at latent/4
-   falls on what it names (`training.finetune_attention`), the denoising loss kept.
+   falls on what it names (`training.finetune_attention`), the denoising loss kept. Written to
+   CKPT/stage-2b (the teacher of 2c, and of `scripts/slim_unet.py`'s experiments).
+   2c. A cheaper UNet, distilled: 2b's UNet without its transformer blocks at 16x16
+   (`toymodel.cut_unet` to `toymodel.SHIPPED_UNET`, every other weight kept) learns 2b's noise
+   predictions and latent/4 attention maps for whole, partial and empty captions of the image's
+   scene or another's, rows in pairs whose difference is matched with weight 16
+   (`training.distil_unet`); the text encoder stays 2b's, frozen.
 3. Export the EMA weights with `StableDiffusionPipeline.save_pretrained` (safetensors).
 
 Seeded throughout (seed 0). Measured for the shipped weights, on a 2-core CPU (no GPU), torch
@@ -25,7 +31,11 @@ held-out scenes at t = 500, the held-out denoising loss from 0.095 to 0.097). Ab
 in all. Stage 1c was added last (2026-11-23), run on the shipped VAE: 600 steps at batch 16, 2.3 min;
 VAE round trip of 200 held-out renders 30.9 -> 31.5 dB; exact targets read strictly (24 tuning edits
 per kind) 0.86 -> 0.93, added accessories 0.71 -> 0.92. Stage 2 was stopped once and resumed (epoch 12); stage 2b was added later and ran on
-stage 2's checkpoint. Results: README.md, from `benchmarks/engine.py`.
+stage 2's checkpoint. Stage 2c was added last (2026-12-01), run on the then-shipped stage-2b model
+as `scripts/slim_unet.py --method distil --epochs 8 --pair-weight 16` (the same call): 2,000 steps at
+batch 32, 27 min (~0.8 s a step); distillation loss on held-out scenes 0.0187 after the last epoch;
+1.3-1.7x cheaper per UNet row, 1.7x per edit. Results: README.md, from `benchmarks/engine.py` and
+`benchmarks/editors.py`.
 """
 import argparse, sys, time
 from pathlib import Path
@@ -46,6 +56,8 @@ def main(argv=None):
     ap.add_argument("--unet-epochs", type=int, default=24)
     ap.add_argument("--attention-epochs", type=int, default=6)
     ap.add_argument("--attention-weight", type=float, default=0.1)
+    ap.add_argument("--distil-epochs", type=int, default=8, help="stage 2c (0: ship stage 2b's UNet)")
+    ap.add_argument("--pair-weight", type=float, default=16.0, help="stage 2c: weight of the paired rows' difference")
     ap.add_argument("--iters", type=int, default=250, help="steps per epoch (a checkpoint per epoch)")
     ap.add_argument("--pool", type=int, default=12_000, help="scenes whose latents the UNet trains on")
     a = ap.parse_args(argv)
@@ -65,6 +77,11 @@ def main(argv=None):
     unet, te = training.train_unet(ckpt, vae, tok, epochs=a.unet_epochs, iters=a.iters, pool=a.pool)
     unet, te = training.finetune_attention(ckpt, vae, unet, te, tok, epochs=a.attention_epochs, iters=a.iters,
                                            pool=a.pool, weight=a.attention_weight)
+    toymodel.save_pipeline(ckpt / "stage-2b", vae=vae, unet=unet, text_encoder=te, tokenizer=tok)
+    if a.distil_epochs:
+        student, _ = toymodel.cut_unet(unet, toymodel.SHIPPED_UNET)
+        unet = training.distil_unet(ckpt, vae, unet, student, te, tok, epochs=a.distil_epochs, iters=a.iters,
+                                    pool=a.pool, pair_weight=a.pair_weight)
     toymodel.save_pipeline(a.out, vae=vae, unet=unet, text_encoder=te, tokenizer=tok)
     print(f"saved {a.out} after {time.time() - t0:.0f}s")
 

@@ -14,7 +14,7 @@ def random_models(tmp_path_factory):
     path = tmp_path_factory.mktemp("random-toy-sd")
     torch.manual_seed(0)
     tok = toymodel.write_tokenizer(path / "tok")
-    toymodel.save_pipeline(path / "model", vae=toymodel.new_vae(2.0), unet=toymodel.new_unet(),
+    toymodel.save_pipeline(path / "model", vae=toymodel.new_vae(2.0), unet=toymodel.new_unet(toymodel.SHIPPED_UNET),
                            text_encoder=toymodel.new_text_encoder(len(tok), tok.bos_token_id, tok.eos_token_id),
                            tokenizer=tok)
     return load_models(str(path / "model"), device="cpu")

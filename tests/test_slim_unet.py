@@ -1,4 +1,4 @@
-"""scripts/slim_unet.py (issue 14's experiment): its cheaper UNets start from the shipped one's weights."""
+"""`toymodel.cut_unet` and scripts/slim_unet.py's variants: a cheaper UNet starts from the trained one's weights (stage 2c)."""
 import copy
 import importlib.util
 from pathlib import Path
@@ -19,7 +19,7 @@ def _unet_and_inputs():
 
 def test_no_attn_keeps_every_other_weight():
     unet, _ = _unet_and_inputs()
-    new, missing = slim.cut(unet, slim.VARIANTS["no-attn"])
+    new, missing = toymodel.cut_unet(unet, slim.VARIANTS["no-attn"])
     old = unet.state_dict()
     assert missing == [] and not any(k.startswith(("down_blocks.0.attentions", "up_blocks.2.attentions")) for k in new.state_dict())
     for k, v in new.state_dict().items(): assert torch.equal(v, old[k]), k
@@ -27,7 +27,7 @@ def test_no_attn_keeps_every_other_weight():
 
 def test_no_self_starts_as_the_unet_without_its_16x16_self_attention():
     unet, (x, t, c) = _unet_and_inputs()
-    new, missing = slim.cut(unet, slim.VARIANTS["no-self"])
+    new, missing = toymodel.cut_unet(unet, slim.VARIANTS["no-self"])
     assert len(missing) == 6 and all(".attn1.to_k." in k or ".attn1.to_v." in k for k in missing)  # 3 blocks at 16x16
     ref = copy.deepcopy(unet)          # the reference: the same UNet with its 16x16 self-attention silenced
     for name, mod in ref.named_modules():

@@ -36,6 +36,19 @@ def test_architecture(pipe):
     assert len(pipe.tokenizer(caption).input_ids) <= pipe.tokenizer.model_max_length
 
 
+@pytest.mark.skipif("TOY_SD_PATH" in os.environ, reason="a model still training may be at an earlier stage")
+def test_shipped_unet_is_the_distilled_architecture(pipe):
+    "Stage 2c's UNet: no transformer blocks at 16x16, cross-attention at 8x8 and at latent/4 (LEDITS++'s maps)."
+    config = {k: tuple(v) if isinstance(v, list) else v for k, v in pipe.unet.config.items() if k in toymodel.SHIPPED_UNET}
+    assert config == toymodel.SHIPPED_UNET and config != toymodel.UNET
+    from course_utils.attention import capture_cross_attention
+    stores = {}
+    for hw in (4, 4), (16, 16):
+        with capture_cross_attention(pipe.unet, hw) as stores[hw], torch.no_grad():
+            pipe.unet(torch.zeros(1, 4, 16, 16), 500, torch.zeros(1, 5, pipe.unet.config.cross_attention_dim))
+    assert stores[4, 4].mean().shape == (1, 4, 4, 5) and stores[16, 16].maps == []
+
+
 def test_latents_are_unit_scale(pipe):
     x = torch.stack([torch.from_numpy(render(random_scene(10_000_000 + i)).array).permute(2, 0, 1) for i in range(32)])
     with torch.no_grad():

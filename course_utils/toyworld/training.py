@@ -15,8 +15,8 @@ resumes where it stopped (`fit_one_cycle(..., start_epoch=k)` keeps the LR sched
   caption word's latent/4 cross-attention that falls outside the object, accessory or background
   it names. Trained on captions alone, the tiny UNet's maps do not say where a word is (SD's do,
   after billions of images); LEDITS++'s mask M1 needs them to.
-- Distillation (issue 14's experiment, `scripts/slim_unet.py`; not in the shipped recipe): a cheaper
-  UNet trained to answer as the shipped one, noise and attention maps, for the prompts edits ask.
+- Distillation (stage 2c, the shipped UNet; issue 14): a cheaper UNet (no transformer blocks at
+  16x16) trained to answer as the fine-tuned one does, noise and attention maps, for the prompts edits ask.
 """
 from __future__ import annotations
 import copy, json, time
