@@ -117,7 +117,10 @@ def test_generate_is_seeded_and_rescaled_rule_runs(models):
 def test_generate_with_one_seed_per_prompt_reproduces_single_calls(models):
     prompts = ["gray background", "a red plain circle on the left, sky background", "sand background"]
     _, z = generate(models, prompts, num_inference_steps=4, seed=[5, 6, 7], return_latents=True, progress=False)
+    err = lambda a, b: ((a - b).norm() / b.norm()).item()   # on the whole tensor, as tests/test_batched_*.py
     for i, p in enumerate(prompts):
         _, z1 = generate(models, p, num_inference_steps=4, seed=5 + i, return_latents=True, progress=False)
-        torch.testing.assert_close(z[i:i + 1], z1, atol=1e-5, rtol=1e-4)
+        assert err(z[i:i + 1], z1) <= 1e-4   # batched and single convolutions round differently (~1e-6; s = 7.5 amplifies it)
+    _, other = generate(models, prompts[0], num_inference_steps=4, seed=6, return_latents=True, progress=False)
+    assert err(z[0:1], other) > 0.1          # another seed is far off
     with pytest.raises(ValueError, match="seed: got 2 for 3 prompts"): generate(models, prompts, seed=[1, 2])
