@@ -70,7 +70,7 @@ from course_utils.toyworld import model as toymodel, training
 VARIANTS = {
     "no-attn": toymodel.SHIPPED_UNET,  # no transformer blocks at 16x16: what stage 2c ships
     "no-self": dict(toymodel.UNET, only_cross_attention=[True, False, False]),
-    "control": toymodel.UNET,   # nothing cut: what the fine-tune alone does to the shipped model
+    "control": toymodel.UNET,   # nothing cut: what the fine-tune alone does to the teacher
 }
 
 
@@ -83,8 +83,8 @@ def main(argv=None):
     ap.add_argument("--iters", type=int, default=250, help="steps per epoch (a checkpoint per epoch)")
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--method", choices=("finetune", "distil"), default="finetune",
-                    help="finetune: stage 2b's loss on the data, UNet and text encoder; distil: the shipped UNet's "
-                         "answers (training.distil_unet), the text encoder kept as shipped")
+                    help="finetune: stage 2b's loss on the data, UNet and text encoder; distil: the teacher's "
+                         "answers (training.distil_unet), its text encoder kept as it is")
     ap.add_argument("--pair-weight", type=float, default=4.0, help="distil: the weight of the paired rows' difference (0: none)")
     a = ap.parse_args(argv)
     m = load_models(a.teacher, "cpu")

@@ -404,7 +404,7 @@ def finetune_attention(ckpt_dir, vae, unet, text_encoder, tokenizer, *, epochs=6
     return ema.unet, ema.text_encoder
 
 
-# ------------------------------------------------------------------ distillation: a cheaper UNet that answers as the shipped one
+# ------------------------------------------------------------------ distillation: a cheaper UNet that answers as a trained one (stage 2c)
 def distil_caption(scene, rng: np.random.Generator) -> str:
     """A prompt to distil with: `training_caption` of the image's own scene half the time, of another
     (training) scene the other half, as an edit asks for what the image does not hold yet."""
