@@ -5,8 +5,10 @@
 For each editor, at each batch size B: the seconds for B single-image calls in a loop, for one call
 with a list of B images, their ratio (the speed-up), and the share of the batched call's wall time
 spent outside UNet calls (the per-step overhead; timed with forward hooks). Where diffusers has a
-pipeline, its seconds per edit on the same weights (looped over min(B, 8) images: it takes one
-image at a time) and our batched seconds per edit over it.
+pipeline, its seconds per edit on the same weights and our batched seconds per edit over it: its
+DiffEdit takes the B images as one batch but for the masks (`generate_mask` image by image: a
+batch's masks share one scale), its LEDITS++ one image at a time, looped over min(B, 8) images (in
+a batch its cross-attention masks mix the images: `ledits.diffusers_ledits_edit`).
 
 - DiffEdit: the paper's mask (n = 10, strength 0.5) + DDIM encoding to ratio 0.8 + masked decoding,
   25 steps, guidance 7.5 (diffusers: generate_mask + invert + __call__, inpaint_strength 0.8).
@@ -59,7 +61,7 @@ def unet_ms_per_row(m, rows: int, reps: int = 3) -> float:
 
 
 def editors(m):
-    "name -> (ours(images, edits) for a batch, one(image, edit) for a single image, diffusers(image, edit) or None)."
+    "name -> (ours(images, edits) for a batch, diffusers(images, edits) -> the images it edited, or None)."
     de = diffusers_diffedit(m)
     lp = diffusers_ledits(m)
 
@@ -68,16 +70,16 @@ def editors(m):
         return diffedit(m, ims, [e.target_prompt for e in es], masks, ratio=RATIO, guidance_scale=SCALE,
                         num_inference_steps=STEPS, progress=False)
 
-    def diffedit_theirs(im, e):
-        return diffusers_diffedit_edit(de, im, e.source_prompt, e.target_prompt, mask_steps=STEPS * 2, ratio=RATIO,
-                                       num_inference_steps=STEPS, guidance_scale=SCALE)[0]
+    def diffedit_theirs(ims, es):
+        return diffusers_diffedit_edit(de, ims, [e.source_prompt for e in es], [e.target_prompt for e in es],
+                                       mask_steps=STEPS * 2, ratio=RATIO, num_inference_steps=STEPS, guidance_scale=SCALE)[0]
 
     def ledits_ours(ims, es):
         inv = ddpm_invert(m, ims, num_inversion_steps=20, skip=0.15, solver="dpmpp", progress=False)
         return ledits_edit(m, inv, CONCEPTS, progress=False)
 
-    def ledits_theirs(im, e):
-        return diffusers_ledits_edit(lp, im, CONCEPTS, num_inversion_steps=20, skip=0.15)
+    def ledits_theirs(ims, es):   # one image at a time (see the module doc)
+        return [diffusers_ledits_edit(lp, im, CONCEPTS, num_inversion_steps=20, skip=0.15) for im in ims[:8]]
 
     sdedit = lambda ims, es: img2img(m, ims, [e.target_prompt for e in es], strength=0.6, num_inference_steps=STEPS, progress=False)
     return {"DiffEdit (mask + edit)": (diffedit_ours, diffedit_theirs),
@@ -109,9 +111,9 @@ def main(argv=None):
             finally: clock.remove()
             ref = "" if theirs is None else None
             if theirs is not None:
-                k = min(B, 8)
-                _, t = timed(lambda: [theirs(im, e) for im, e in zip(ims[:k], es[:k])])
-                ref = f"{t / k:16.3f} | {batched / B / (t / k):16.2f}"
+                done, t = timed(lambda: theirs(ims, es))
+                t /= len(done)                                                 # seconds per edit
+                ref = f"{t:16.3f} | {batched / B / t:16.2f}"
             print(f"{name:>38} | {B:>3} | {looped:7.2f} | {batched:7.2f} | {looped / batched:7.1f}x | "
                   f"{1 - clock.total / batched:11.0%} | {ref or '':>16}", flush=True)
 

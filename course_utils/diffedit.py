@@ -30,13 +30,14 @@ draws its noise from its own seed, so a batch gives, image by image, what B sing
 """
 from __future__ import annotations
 from dataclasses import dataclass
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .text import encode_prompt, encode_cfg_prompts
 from .guidance import rescaled_guidance
 from .inversion import (ddim_invert, check_unit_interval, encode_image, sampling_timesteps, DDIMInversion, as_images,
-                        per_image, per_image_prompts)
+                        per_image, per_image_prompts, generators)
 from .sampling import denoise
 from .latents import latents_to_pil
 
@@ -231,18 +232,30 @@ def diffusers_diffedit(models):
                            inverse_scheduler=DDIMInverseScheduler.from_config(models.scheduler.config))
 
 
-def diffusers_diffedit_edit(pipe, image, source_prompt: str, target_prompt: str, *, n: int = 10, strength: float = 0.5,
+def diffusers_diffedit_edit(pipe, image, source_prompt, target_prompt, *, n: int = 10, strength: float = 0.5,
                             mask_steps: int = 50, ratio: float = 0.8, num_inference_steps: int = 25,
                             guidance_scale: float = 7.5, seed: int = 0, output_type: str = "pil"):
-    """One edit with diffusers' DiffEdit pipeline (`diffusers_diffedit(models)`), as this course compares it:
+    """An edit with diffusers' DiffEdit pipeline (`diffusers_diffedit(models)`), as this course compares it:
     `generate_mask` (n maps at `strength`, over a `mask_steps` schedule), `invert` with the empty prompt to
     `ratio`, then the masked decoding, one generator seeded `seed` for all three.
-    -> (the edited image, or latents with output_type="latent"; its mask, h x w float in [0, 1])."""
-    g = torch.Generator().manual_seed(seed)
-    mask = pipe.generate_mask(image=image, source_prompt=source_prompt, target_prompt=target_prompt, num_maps_per_mask=n,
-                              mask_encode_strength=strength, num_inference_steps=mask_steps, guidance_scale=guidance_scale,
-                              generator=g)
-    lat = pipe.invert(image=image, prompt="", inpaint_strength=ratio, num_inference_steps=num_inference_steps, generator=g).latents
-    out = pipe(prompt=target_prompt, mask_image=mask, image_latents=lat, inpaint_strength=ratio, guidance_scale=guidance_scale,
-               num_inference_steps=num_inference_steps, generator=g, output_type=output_type).images
-    return (out if output_type == "latent" else out[0]), mask[0]
+    A batch: a list of B images, with a source and target prompt for all or one per image. The masks are
+    made image by image (`generate_mask` scales every map of a batch by the batch's mean, so a batch would
+    change each mask); `invert` and the decoding take the whole batch, each image with a generator of its
+    own in the state its single edit leaves it, so that each image comes out as its single edit (to float
+    rounding).
+    -> (the edited image, or latents with output_type="latent"; its mask, h x w float in [0, 1]);
+    for a batch, (B images or B x 4 x h x w latents, B masks)."""
+    images, batched = as_images(image)
+    B = len(images)
+    sources, targets = per_image_prompts(source_prompt, B, "source_prompt"), per_image_prompts(target_prompt, B, "target_prompt")
+    gs = generators(seed, B)
+    masks = np.concatenate([pipe.generate_mask(image=im, source_prompt=s, target_prompt=t, num_maps_per_mask=n,
+                                               mask_encode_strength=strength, num_inference_steps=mask_steps,
+                                               guidance_scale=guidance_scale, generator=g)
+                            for im, s, t, g in zip(images, sources, targets, gs)])          # B x h x w
+    lat = pipe.invert(image=images, prompt=[""] * B, inpaint_strength=ratio, num_inference_steps=num_inference_steps,
+                      generator=gs).latents
+    out = pipe(prompt=targets, mask_image=masks, image_latents=lat, inpaint_strength=ratio, guidance_scale=guidance_scale,
+               num_inference_steps=num_inference_steps, generator=gs, output_type=output_type).images
+    if batched: return (out if output_type == "latent" else list(out)), list(masks)
+    return (out if output_type == "latent" else out[0]), masks[0]

@@ -18,7 +18,7 @@ from .latents import image_to_latents, pil_to_tensor, image_size
 from .text import as_prompt_list, encode_prompt, encode_cfg_prompts
 from .guidance import cfg
 
-__all__ = ["DDIMInversion", "as_images", "per_image", "per_image_prompts", "check_image", "check_unit_interval",
+__all__ = ["DDIMInversion", "as_images", "per_image", "per_image_prompts", "generators", "check_image", "check_unit_interval",
            "encode_image", "sampling_timesteps", "ddim_invert"]
 
 
@@ -59,6 +59,11 @@ def per_image(value, n: int, name: str) -> list:
     if not isinstance(value, (list, tuple)): return [value] * n
     if len(value) != n: raise ValueError(f"{name}: got {len(value)} for {n} images; give one per image, or a single one for all")
     return list(value)
+
+
+def generators(seed: int, n: int) -> list[torch.Generator]:
+    "One generator per image, each seeded `seed` (for diffusers' pipelines): in a batch, each image draws what a call of its own would."
+    return [torch.Generator().manual_seed(seed) for _ in range(n)]
 
 
 def per_image_prompts(prompts, n: int, name: str) -> list[str]:

@@ -56,7 +56,7 @@ from tqdm.auto import tqdm
 
 from .attention import capture_cross_attention
 from .guidance import cfg
-from .inversion import encode_image, as_images, per_image, per_image_prompts
+from .inversion import encode_image, as_images, per_image, per_image_prompts, generators
 from .latents import latents_to_pil
 from .text import as_prompt_list, encode_prompt
 
@@ -405,7 +405,13 @@ def diffusers_ledits_edit(pipe, image, concepts, *, num_inversion_steps: int = 2
     """One edit with diffusers' LEDITS++ pipeline (`diffusers_ledits(models)`), as this course compares it:
     `invert` (no source prompt) then the edit with `concepts` (EditConcepts: their prompts, scales,
     thresholds, directions, warm-up and cool-down), masks M1 ∩ M2; each call's generator seeded `seed`.
+    One image at a time: the pipeline takes one concept list for its whole batch, and in diffusers 0.42
+    its attention store splits a batch's attention maps into chunks of B along rows x heads, which puts
+    other images' rows and heads into each image's M1 when B > 1 and the UNet has several heads (a
+    batch of 2 came out 0.3-0.7 % off its single edits on the tiny model, far off on random weights).
     -> the edited image (or latents with output_type="latent")."""
+    if isinstance(image, (list, tuple)):
+        raise TypeError("diffusers_ledits_edit takes one image: diffusers' LEDITS++ masks are wrong in a batch (see its doc)")
     pipe.invert(image=image, num_inversion_steps=num_inversion_steps, skip=skip, generator=torch.Generator().manual_seed(seed))
     return diffusers_ledits_apply(pipe, concepts, seed=seed, output_type=output_type)
 
@@ -422,35 +428,36 @@ def diffusers_ledits_apply(pipe, concepts, *, seed: int = 0, output_type: str = 
 
 
 def reconstruction_errors(models, images, *, num_inversion_steps: int = 20, skip: float = 0.15) -> dict:
-    """Invert each image and rebuild it with no edit, four ways: ours (DDPM and SDE-DPM-Solver++),
-    diffusers' LEDITS++ pipeline, and DDIM inversion + decoding (lesson 3).
+    """Invert the images and rebuild them with no edit, four ways: ours (DDPM and SDE-DPM-Solver++),
+    diffusers' LEDITS++ pipeline, and DDIM inversion + decoding (lesson 3). Each way takes the whole
+    list as one batch: ours as every editor does; diffusers' `invert` with one generator per image
+    (each image gets the noise a call of its own would draw), then its call without concepts.
 
-    -> {name: {"rmse": latent RMSE against the image's latents, per image, "seconds": per image}}"""
+    -> {name: {"rmse": latent RMSE against the image's latents, per image, "seconds": the batch's time / B}}"""
     import time
     from .diffedit import diffedit
     from .latents import image_to_latents
-    ref, n = diffusers_ledits(models), num_inversion_steps
+    images = list(images)
+    B, n, ref = len(images), num_inversion_steps, diffusers_ledits(models)
 
     def ours(solver):
-        return lambda im: ledits_edit(models, ddpm_invert(models, im, num_inversion_steps=n, skip=skip, solver=solver,
-                                                          progress=False), [], return_latents=True, progress=False)[1]
+        return lambda: ledits_edit(models, ddpm_invert(models, images, num_inversion_steps=n, skip=skip, solver=solver,
+                                                       progress=False), [], return_latents=True, progress=False)[1]
 
-    def theirs(im):
-        ref.invert(image=im, num_inversion_steps=n, skip=skip, generator=torch.Generator().manual_seed(0))
-        return ref(editing_prompt=None, output_type="latent", generator=torch.Generator().manual_seed(0)).images
+    def theirs():
+        ref.invert(image=images, num_inversion_steps=n, skip=skip, generator=generators(0, B))
+        return ref(editing_prompt=None, output_type="latent", generator=generators(0, B)).images
 
-    def ddim(im):  # DiffEdit with a mask of ones and ratio 1: DDIM-invert all the way, decode with the empty prompt
+    def ddim():  # DiffEdit with masks of ones and ratio 1: DDIM-invert all the way, decode with the empty prompt
         h = models.unet.config.sample_size
-        return diffedit(models, im, "", torch.ones(h, h), ratio=1.0, guidance_scale=1.0, num_inference_steps=n,
-                        return_latents=True, progress=False)[1]
+        return diffedit(models, images, [""] * B, [torch.ones(h, h)] * B, ratio=1.0, guidance_scale=1.0,
+                        num_inference_steps=n, return_latents=True, progress=False)[1]
 
     ways = {"DDPM (edit-friendly)": ours("ddpm"), "DPM-Solver++ 2M SDE": ours("dpmpp"), "diffusers LEDITS++": theirs,
             "DDIM inversion": ddim}
-    out = {k: {"rmse": [], "seconds": []} for k in ways}
-    for im in images:
-        x0 = image_to_latents(models, im)
-        for name, rebuild in ways.items():
-            t0 = time.perf_counter(); z = rebuild(im)
-            out[name]["seconds"].append(time.perf_counter() - t0)
-            out[name]["rmse"].append((z.to(x0) - x0).pow(2).mean().sqrt().item())
+    x0, out = image_to_latents(models, images), {}
+    for name, rebuild in ways.items():
+        t0 = time.perf_counter(); z = rebuild()
+        out[name] = {"rmse": (z.to(x0) - x0).pow(2).flatten(1).mean(1).sqrt().tolist(),
+                     "seconds": [(time.perf_counter() - t0) / B] * B}
     return out

@@ -1,4 +1,5 @@
 "toyworld.compare: every method on the same edits, scored strictly; cost counted in UNet rows."
+import numpy as np
 import pytest
 import torch
 from course_utils.metrics import held_out_edits
@@ -57,7 +58,6 @@ def test_words_reword_an_edit(toy):
     again = compare(toy, judge, [e], names, words=[None])
     other = compare(toy, judge, [e], names, words=[e.source_prompt])  # 'change' to the source caption
     moved = compare(toy, judge, [e], ["LEDITS++ few words"], words=["a hat on the left; -a thing on the left"])
-    import numpy as np
     arr = lambda row: np.asarray(row["images"][0], np.float64)
     for a, b in zip(same, again): assert np.array_equal(arr(a), arr(b))
     assert not np.array_equal(arr(same[0]), arr(other[0])) and not np.array_equal(arr(same[2]), arr(moved[0]))
@@ -83,8 +83,21 @@ def test_diffusers_helpers_run_the_pipelines_with_the_given_settings(random_mode
     assert torch.equal(a, b) and not torch.equal(a, c)                        # the seed is the pipeline's generator
     image, _ = diffusers_diffedit_edit(dp, im, e.source_prompt, e.target_prompt, n=2, mask_steps=6, num_inference_steps=6)
     assert image.size == (64, 64)
+    # a batch: each image comes out as its own edit (masks image by image, one generator per image)
+    es = held_out_edits("texture", 2, offset=40)
+    ims, srcs, tgts = [render(x.source).image for x in es], [x.source_prompt for x in es], [x.target_prompt for x in es]
+    kw = dict(n=2, mask_steps=6, num_inference_steps=6, seed=3, output_type="latent")
+    both, masks = diffusers_diffedit_edit(dp, ims, srcs, tgts, **kw)
+    alone = [diffusers_diffedit_edit(dp, *args, **kw) for args in zip(ims, srcs, tgts)]
+    assert both.shape == (2, 4, 16, 16) and len(masks) == 2
+    for i, (z, mk) in enumerate(alone):
+        assert np.array_equal(masks[i], mk)
+        assert (both[i] - z[0]).norm() <= 1e-4 * z.norm()
+    assert (both[0] - both[1]).norm() > 0.1 * both[0].norm()
+    with pytest.raises(ValueError, match="target_prompt"): diffusers_diffedit_edit(dp, ims, srcs, tgts[:1] * 3, **kw)
     lp = diffusers_ledits(m)
     edit = lambda reverse: diffusers_ledits_edit(lp, im, [EditConcept("a red thing", scale=5, threshold=0.5, reverse=reverse)],
                                                  num_inversion_steps=6, output_type="latent")
     plus, minus = edit(False), edit(True)
     assert plus.shape == (1, 4, 16, 16) and not torch.allclose(plus, minus)   # the concept's direction reaches the pipeline
+    with pytest.raises(TypeError, match="one image"): diffusers_ledits_edit(lp, ims, [EditConcept("a red thing")])

@@ -189,6 +189,14 @@ def test_reconstruction_table_ours_exact_beside_the_others(random_models, image)
     assert min(res["DDIM inversion"]["rmse"]) > 1e-4   # DDIM inversion is only approximate
 
 
+def test_reconstruction_table_in_one_batch_is_each_image_alone(random_models, image):
+    ims = [image, image.transpose(0)]
+    both = reconstruction_errors(random_models, ims, num_inversion_steps=4)
+    alone = [reconstruction_errors(random_models, [im], num_inversion_steps=4) for im in ims]
+    for name in ("diffusers LEDITS++", "DDIM inversion"):   # ours are exact (above): rounding level either way
+        assert both[name]["rmse"] == pytest.approx([a[name]["rmse"][0] for a in alone], rel=1e-4), name
+
+
 def test_token_span_finds_the_words_m1_reads(random_models):
     tok = random_models.tokenizer
     whole = EditConcept("a red thing on the left")

@@ -10,10 +10,11 @@ encoding ratio, 1 − LEDITS++'s skip); None: each method's own setting below. `
 or None) re-words an edit: the target caption for SDEdit, DiffEdit and LEDITS++ (captions), the
 concepts for LEDITS++ with a few words ('a hat on the left; -a thing on the left': ';' between
 concepts, '-' in front of one to remove). Our methods take the whole
-list as one batch; diffusers' pipelines take one image at a time (in a batch, their DiffEdit
-`generate_mask` scales every image's map by the mean over the whole batch, so a batch would change
-each mask, and their LEDITS++ edits every image of a batch with the same concepts). Settings, all
-fixed beforehand:
+list as one batch; so does diffusers' DiffEdit but for its masks (`generate_mask` scales every map of
+a batch by the batch's mean, so a batch would change each mask: they are made image by image), and
+diffusers' LEDITS++ takes one image at a time (it edits every image of a batch with the same
+concepts, and its cross-attention masks mix a batch's images: `ledits.diffusers_ledits_edit`).
+Settings, all fixed beforehand:
 - SDEdit: img2img with the target caption, strength 0.6, 25 DDIM steps, guidance 7.5.
 - DiffEdit: the paper's mask (source vs target caption, n = 10, strength 0.5, threshold 0.5), with the
   tiny model's options read from the captions (`diffedit_mask_options`: grown by hysteresis to 0.2 when
@@ -115,10 +116,9 @@ def _ledits_short(m, edits, strength=None, words=None, **kw):
 
 def diffusers_diffedit_edits(m, edits, strength=None, words=None):
     from ..diffedit import diffusers_diffedit, diffusers_diffedit_edit
-    pipe = diffusers_diffedit(m)
-    done = [diffusers_diffedit_edit(pipe, im, e.source_prompt, target, ratio=strength or 0.8)
-            for e, im, target in zip(edits, _sources(edits), _targets(edits, words))]
-    return [im for im, _ in done], [np.asarray(mk) > 0.5 for _, mk in done]
+    ims, masks = diffusers_diffedit_edit(diffusers_diffedit(m), _sources(edits), [e.source_prompt for e in edits],
+                                         _targets(edits, words), ratio=strength or 0.8)
+    return ims, [np.asarray(mk) > 0.5 for mk in masks]
 
 
 def diffusers_ledits_edits(m, edits, strength=None, words=None):
