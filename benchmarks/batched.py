@@ -102,7 +102,8 @@ def main(argv=None):
     print("seconds (looped = B single-image calls, batched = one call)")
     print(f"{'editor':>38} | {'B':>3} | {'looped':>7} | {'batched':>7} | speed-up | outside UNet | diffusers s/edit | ours / diffusers")
     for name, (ours, theirs) in editors(m).items():
-        ours([render(pool[0].source).image], pool[:1])                       # warm-up
+        ours([render(pool[0].source).image], pool[:1])                       # warm-up (diffusers' too: its first call is slow)
+        if theirs is not None: theirs([render(pool[0].source).image], pool[:1])
         for B in a.sizes:
             es = pool[:B]; ims = [render(e.source).image for e in es]
             _, looped = timed(lambda: [ours([im], [e]) for im, e in zip(ims, es)])

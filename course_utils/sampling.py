@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from .text import as_prompt_list, encode_prompt, encode_cfg_prompts
 from .guidance import guide, GUIDANCE
 from .latents import latents_to_pil
+from .inversion import per_image
 
 __all__ = ["initial_latents", "denoise", "generate"]
 
@@ -56,7 +57,7 @@ def denoise(models, latents, emb, *, guidance_scale=7.5, guidance="cfg", timeste
     return latents
 
 
-def generate(models, prompts, *, guidance_scale: float = 7.5, num_inference_steps: int = 50, negative_prompt=None,
+def generate(models, prompts, *, guidance_scale: float | list[float] = 7.5, num_inference_steps: int = 50, negative_prompt=None,
              seed: int | list[int] = 0, guidance: str = "cfg", generator: torch.Generator | None = None,
              return_latents: bool = False, progress: bool = True):
     """Text -> images with the parts in `models` (a `Models` bundle).
@@ -65,6 +66,7 @@ def generate(models, prompts, *, guidance_scale: float = 7.5, num_inference_step
     the unconditional branch). guidance: 'cfg' or 'rescaled' (see guidance.py). The noise comes
     from `generator`, or from a CPU generator seeded with `seed` (as diffusers' examples do); with a
     list of seeds, one per prompt, each image draws its own noise and comes out as it would alone.
+    guidance_scale: one for all, or one per prompt (e.g. one prompt at several scales, in one batch).
     Returns a list of PIL images, or (images, final latents B x 4 x h x w) with `return_latents`."""
     prompts = as_prompt_list(prompts)
     if guidance not in GUIDANCE: raise ValueError(f"unknown guidance {guidance!r}; choose one of {sorted(GUIDANCE)}")
@@ -75,10 +77,13 @@ def generate(models, prompts, *, guidance_scale: float = 7.5, num_inference_step
         g = [torch.Generator().manual_seed(s) for s in seed]
     else:
         g = generator if generator is not None else torch.Generator().manual_seed(seed)
-    plain = guidance == "cfg" and guidance_scale == 1 and negative_prompt is None  # u + 1 (c - u) = c
+    scales = per_image(guidance_scale, len(prompts), "guidance_scale")
+    plain = guidance == "cfg" and all(s == 1 for s in scales) and negative_prompt is None  # u + 1 (c - u) = c
     emb = encode_prompt(models, prompts) if plain else encode_cfg_prompts(models, prompts, negative_prompt)
     models.scheduler.set_timesteps(num_inference_steps, device=models.unet.device)
     latents = initial_latents(models, len(prompts), g)
+    if isinstance(guidance_scale, (list, tuple)):   # B x 1 x 1 x 1: each image's own scale
+        guidance_scale = torch.tensor(scales, dtype=latents.dtype, device=latents.device).view(-1, 1, 1, 1)
     latents = denoise(models, latents, emb, guidance_scale=guidance_scale, guidance=guidance, generator=g,
                       progress=progress)
     images = latents_to_pil(models, latents)

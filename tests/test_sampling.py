@@ -124,3 +124,17 @@ def test_generate_with_one_seed_per_prompt_reproduces_single_calls(models):
     _, other = generate(models, prompts[0], num_inference_steps=4, seed=6, return_latents=True, progress=False)
     assert err(z[0:1], other) > 0.1          # another seed is far off
     with pytest.raises(ValueError, match="seed: got 2 for 3 prompts"): generate(models, prompts, seed=[1, 2])
+
+
+@needs_model
+def test_generate_with_one_guidance_scale_per_prompt_reproduces_single_calls(models):
+    prompt, scales = "a red plain circle on the left, sky background", [0, 1, 3, 7.5]
+    for rule in ("cfg", "rescaled"):
+        _, z = generate(models, [prompt] * 4, guidance=rule, guidance_scale=scales, num_inference_steps=4, seed=[5] * 4,
+                        return_latents=True, progress=False)
+        for i, s in enumerate(scales):
+            _, z1 = generate(models, prompt, guidance=rule, guidance_scale=s, num_inference_steps=4, seed=5,
+                             return_latents=True, progress=False)
+            assert ((z[i:i + 1] - z1).norm() / z1.norm()).item() <= 1e-4, (rule, s)
+        assert ((z[0] - z[3]).norm() / z[3].norm()).item() > 0.1          # the scales differ in the batch
+    with pytest.raises(ValueError, match="guidance_scale: got 2 for 4"): generate(models, [prompt] * 4, guidance_scale=[1, 3])

@@ -1,5 +1,5 @@
-"""A small version of the problem, for lesson 7: a text-to-image model trained from scratch in about
-a minute on two CPU cores.
+"""A small version of the problem, for lesson 7: a text-to-image model trained from scratch in a few
+minutes on two CPU cores (500 steps: one to three minutes, depending on the machine).
 
 The full recipe (training.py; scripts/train_toy_sd.py) learns every attribute of both objects and
 takes hours on a CPU. The lesson keeps its objective and shrinks everything else:
