@@ -8,7 +8,7 @@ Per method and kind: strict success (the judge reads EVERY attribute of the targ
 the edit region the result is closer to the target render than to the source) with its 95 % Wilson
 interval, the lenient rate beside it (only the changed attributes), PSNR outside the region, the
 mask's IoU with the region, seconds per edit (ours batched: all edits of a kind in one call;
-diffusers one image at a time) and UNet evaluations per edit. Settings: `course_utils/toyworld/compare.py`.
+diffusers' DiffEdit too but for its masks, its LEDITS++ one image at a time) and UNet evaluations per edit. Settings: `course_utils/toyworld/compare.py`.
 Run it alone: two torch processes on two cores slow each other several times over.
 """
 import argparse, os, sys
