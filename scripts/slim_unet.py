@@ -71,7 +71,8 @@ VARIANTS = {
     "no-attn": toymodel.SHIPPED_UNET,  # no transformer blocks at 16x16: what stage 2c ships
     "no-self": dict(toymodel.UNET, only_cross_attention=[True, False, False]),
     "control": toymodel.UNET,   # nothing cut: what the fine-tune alone does to the teacher
-}
+    "narrow": dict(toymodel.SHIPPED_UNET, block_out_channels=(32, 64, 96)),  # stage 2c's blocks, the 4x4 level narrower:
+}                                                                            # only the 32-wide weights carry over
 
 
 def main(argv=None):

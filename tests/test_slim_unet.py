@@ -36,3 +36,13 @@ def test_no_self_starts_as_the_unet_without_its_16x16_self_attention():
     with torch.no_grad():
         torch.testing.assert_close(new.eval()(x, t, c).sample, ref(x, t, c).sample)
         assert not torch.allclose(unet(x, t, c).sample, ref(x, t, c).sample, atol=1e-4)   # it did something
+
+
+def test_narrow_keeps_only_the_weights_that_fit_and_runs():
+    unet, (x, t, c) = _unet_and_inputs()
+    new, missing = toymodel.cut_unet(toymodel.cut_unet(unet)[0], slim.VARIANTS["narrow"])
+    old, own = unet.state_dict(), new.state_dict()
+    kept = [k for k in own if k not in missing]
+    assert new.config.block_out_channels == (32, 64, 96) and "conv_in.weight" in kept and "down_blocks.0.resnets.0.conv1.weight" in kept
+    assert any(k.startswith("down_blocks.2.") for k in missing) and all(torch.equal(own[k], old[k]) for k in kept)
+    with torch.no_grad(): assert new.eval()(x, t, c).sample.shape == x.shape
