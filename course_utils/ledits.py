@@ -61,7 +61,7 @@ from .latents import latents_to_pil
 from .text import as_prompt_list, encode_prompt
 
 __all__ = ["EditConcept", "make_concepts", "caption_concepts", "LeditsInversion", "inversion_scheduler", "ddpm_invert", "ledits_edit", "edit_vector", "concept_mask", "concept_masks",
-           "diffusers_ledits", "diffusers_ledits_edit", "diffusers_ledits_apply", "reconstruction_errors", "token_span", "SOLVERS", "MASK_TYPES"]
+           "diffusers_ledits", "diffusers_ledits_edit", "diffusers_ledits_apply", "diffusers_ledits_rebuild", "reconstruction_errors", "token_span", "SOLVERS", "MASK_TYPES"]
 
 SOLVERS = ("ddpm", "dpmpp")
 MASK_TYPES = ("M1", "M2", "mask")
@@ -427,11 +427,21 @@ def diffusers_ledits_apply(pipe, concepts, *, seed: int = 0, output_type: str = 
     return out if output_type == "latent" else out[0]
 
 
+def diffusers_ledits_rebuild(pipe, images, *, num_inversion_steps: int = 20, skip: float = 0.15, seed: int = 0,
+                             output_type: str = "pil"):
+    """diffusers' LEDITS++ asked for no change, on a list of images in one batch: `invert` with a generator
+    per image (each draws the noise a call of its own would), then the pipeline without concepts (no
+    attention store, so unlike an edit a batch is each image's own result).
+    -> B images (or B x 4 x h x w latents with output_type="latent")."""
+    images = list(images)
+    pipe.invert(image=images, num_inversion_steps=num_inversion_steps, skip=skip, generator=generators(seed, len(images)))
+    return pipe(editing_prompt=None, output_type=output_type, generator=generators(seed, len(images))).images
+
+
 def reconstruction_errors(models, images, *, num_inversion_steps: int = 20, skip: float = 0.15) -> dict:
     """Invert the images and rebuild them with no edit, four ways: ours (DDPM and SDE-DPM-Solver++),
     diffusers' LEDITS++ pipeline, and DDIM inversion + decoding (lesson 3). Each way takes the whole
-    list as one batch: ours as every editor does; diffusers' `invert` with one generator per image
-    (each image gets the noise a call of its own would draw), then its call without concepts.
+    list as one batch: ours as every editor does, diffusers' with `diffusers_ledits_rebuild`.
 
     -> {name: {"rmse": latent RMSE against the image's latents, per image, "seconds": the batch's time / B}}"""
     import time
@@ -444,9 +454,7 @@ def reconstruction_errors(models, images, *, num_inversion_steps: int = 20, skip
         return lambda: ledits_edit(models, ddpm_invert(models, images, num_inversion_steps=n, skip=skip, solver=solver,
                                                        progress=False), [], return_latents=True, progress=False)[1]
 
-    def theirs():
-        ref.invert(image=images, num_inversion_steps=n, skip=skip, generator=generators(0, B))
-        return ref(editing_prompt=None, output_type="latent", generator=generators(0, B)).images
+    theirs = lambda: diffusers_ledits_rebuild(ref, images, num_inversion_steps=n, skip=skip, output_type="latent")
 
     def ddim():  # DiffEdit with masks of ones and ratio 1: DDIM-invert all the way, decode with the empty prompt
         h = models.unet.config.sample_size
