@@ -38,7 +38,7 @@ def sd15(device, dtype) -> Models:
     from diffusers import DDIMScheduler
     from transformers import CLIPTokenizer
     path = write_clip_tokenizer("a photo of cat dog sunglasses hat".split(), Path(tempfile.mkdtemp()) / "tok", 77)
-    unet, vae, text_encoder = random_sd15(dtype)
+    unet, vae, text_encoder = random_sd15(dtype, device)   # built where it runs
     return Models(CLIPTokenizer.from_pretrained(str(path)), text_encoder, vae, unet,
                   DDIMScheduler(**SD15_CONFIGS["scheduler"]), torch.device(device), dtype, "random SD 1.5").to()
 

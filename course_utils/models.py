@@ -239,11 +239,12 @@ def load_models(name_or_path: str = "toy", device=None, dtype=None, *, cache_dir
     return Models(tokenizer, text_encoder, vae, unet, scheduler, device, dtype, str(name_or_path)).to()
 
 
-def random_sd15(dtype: torch.dtype = torch.float32):
-    "SD 1.5's UNet, VAE and CLIP text encoder with random weights: the real architecture, no download."
+def random_sd15(dtype: torch.dtype = torch.float32, device="cpu"):
+    """SD 1.5's UNet, VAE and CLIP text encoder with random weights: the real architecture, no download.
+    Built directly on `device` ("cuda": no trip through the CPU; "meta": shapes only, no memory)."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
-    with _default_dtype(dtype):  # built directly in `dtype`: no float32 copy of the 860M-parameter UNet
+    with _default_dtype(dtype), torch.device(device):  # built directly in `dtype`: no float32 copy of the 860M-parameter UNet
         unet = UNet2DConditionModel(**SD15_CONFIGS["unet"])
         vae = AutoencoderKL(**SD15_CONFIGS["vae"])
         text_encoder = CLIPTextModel(CLIPTextConfig(**SD15_CONFIGS["text_encoder"]))

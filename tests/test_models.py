@@ -87,7 +87,8 @@ def test_local_folder_loads(tmp_path):
 @torch.no_grad()
 def test_random_sd15_is_sd15s_architecture():
     "SD 1.5's published parameter counts (UNet 859.5M, VAE 83.7M, CLIP ViT-L/14 text 123.1M), built in float16."
-    unet, vae, text_encoder = random_sd15(torch.float16)
+    unet, vae, text_encoder = random_sd15(torch.float16, "meta")   # shapes only (benchmarks/gpu.py builds them on the GPU)
+    assert {p.device.type for m in (unet, vae, text_encoder) for p in m.parameters()} == {"meta"}
     count = lambda m: sum(p.numel() for p in m.parameters())
     assert (count(unet), count(vae), count(text_encoder)) == (859_520_964, 83_653_863, 123_060_480)
     assert {unet.dtype, vae.dtype, text_encoder.dtype} == {torch.float16} and torch.get_default_dtype() == torch.float32

@@ -1,8 +1,10 @@
 """Every lesson's real-photograph cell (tag `real-photo`), executed as it would run on a GPU, against a
 tiny random model with SD 1.5's structure at 512x512 under SD 1.5's own hub id (a fake offline cache):
-the cells' code cannot rot unseen. They run on the CPU here, in float32, and those with few UNet calls
-also in float16 (the CPU's half kernels are ~5x slower; the others' helpers run in float16 in
-test_sd_resolution.py with fewer steps).
+the cells' code cannot rot unseen. They run on the CPU here with every sampler's and inversion's step
+count cut to STEPS (`few_steps`): the code path, shapes and dtypes are what is tested, and a UNet call
+at 64x64 latents costs seconds on a CPU. All run in float32; in float16 (the CPU's half kernels are
+~5x slower) the three with the fewest UNet calls: every helper the others call runs in half at
+512x512 in test_sd_resolution.py.
 
 The saved notebooks are not touched: nbval runs the same cells without a GPU (they say so and stop),
 and this test executes the cell's GPU branch, the body of its `if torch.cuda.is_available():`."""
@@ -37,6 +39,28 @@ def gpu_branch(source: str) -> str:
     return ast.unparse(tree)
 
 
+STEPS = 3
+HELPERS = {"generate": "num_inference_steps", "img2img": "num_inference_steps", "diffedit": "num_inference_steps",
+           "diffedit_mask": "num_inference_steps", "ddpm_invert": "num_inversion_steps"}
+
+
+def few_steps(source: str, steps: int = STEPS) -> str:
+    "The code with each helper call of HELPERS given `steps` steps (replacing its own, or its default)."
+    tree = ast.parse(source)
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in HELPERS]
+    for call in calls:
+        name = HELPERS[call.func.id]
+        call.keywords = [k for k in call.keywords if k.arg != name] + [ast.keyword(name, ast.Constant(steps))]
+    return ast.unparse(tree)
+
+
+def test_few_steps_sets_every_helpers_steps():
+    src = "a = generate(m, p, num_inference_steps=30)\nb = ddpm_invert(m, x, num_inversion_steps=50, solver='dpmpp')\nc = diffedit(m, x, q, mk)"
+    out = few_steps(src, 2)
+    assert "num_inference_steps=30" not in out and "num_inversion_steps=50" not in out
+    assert out.count("num_inference_steps=2") == 2 and out.count("num_inversion_steps=2") == 1
+
+
 def test_every_lesson_has_a_real_photo_cell_that_does_nothing_without_a_gpu(capsys):
     for lesson in LESSONS:
         src = real_photo_cell(lesson)
@@ -46,8 +70,8 @@ def test_every_lesson_has_a_real_photo_cell_that_does_nothing_without_a_gpu(caps
             assert "No GPU here" in capsys.readouterr().out
 
 
-FEW_UNET_CALLS = {"00_parts_of_stable_diffusion.ipynb", "02_diffedit_masks.ipynb", "04_ledits_inversion.ipynb"}
-RUNS = [(lesson, torch.float32) for lesson in LESSONS] + [(lesson, torch.float16) for lesson in sorted(FEW_UNET_CALLS)]
+HALF = {"00_parts_of_stable_diffusion.ipynb", "02_diffedit_masks.ipynb", "04_ledits_inversion.ipynb"}
+RUNS = [(lesson, torch.float32) for lesson in LESSONS] + [(lesson, torch.float16) for lesson in sorted(HALF)]
 
 
 @pytest.mark.parametrize("lesson,dtype", RUNS, ids=[f"{l[:2]}-{str(d)[6:]}" for l, d in RUNS])
@@ -63,7 +87,7 @@ def test_real_photo_cell_runs_at_512(lesson, dtype, sd_cache, monkeypatch):
     monkeypatch.chdir(NOTEBOOKS)  # the cells read ../images/
     plt.close("all")
     ns = {}
-    exec(compile(gpu_branch(real_photo_cell(lesson)), lesson, "exec"), ns)
+    exec(compile(few_steps(gpu_branch(real_photo_cell(lesson))), lesson, "exec"), ns)
     assert loaded == [SD15_ID]
     figs = [plt.figure(n) for n in plt.get_fignums()]
     assert figs and all(f._suptitle is not None and "SD 1.5" in f._suptitle.get_text() for f in figs)
