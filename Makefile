@@ -1,6 +1,7 @@
 # Two commands do all the set-up (see README.md):
 #   make lab    create .venv if needed, install the locked environment, open JupyterLab on notebooks/
 #   make test   create .venv if needed, install the locked environment, run pytest + nbval over every lesson
+#               (on 2 workers: WORKERS=0 for one process, WORKERS=8 on a machine with cores to spare)
 # The environment is requirements/lock.txt: exact versions with hashes, generated from pyproject.toml's
 # ranges by `make lock` (uv). `make test-newest` runs the suite on the newest releases those ranges allow.
 PYTHON ?= python3
@@ -8,7 +9,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 LOCK := requirements/lock.txt
 UV_VERSION := 0.13.9
-TEST_ARGS := tests $$(ls notebooks/*.ipynb) --nbval-lax -p no:cacheprovider
+# Two pytest-xdist workers (conftest.py gives each its share of the cores), a notebook or test module each
+# at a time, the longest lessons first (they are listed first): WORKERS=0 runs everything in this process.
+WORKERS ?= 2
+TEST_ARGS := $$(ls -r notebooks/*.ipynb) tests --nbval-lax -p no:cacheprovider -n $(WORKERS) --dist loadscope --no-loadscope-reorder
 
 .PHONY: setup lab test lock lock-upgrade test-newest notebooks benchmarks
 setup: $(VENV)/.installed

@@ -1,4 +1,13 @@
-"""Widgets after Run All: nbval runs a lesson top to bottom but never moves a slider.
+"""Two things for the whole suite: cores shared out between pytest-xdist's workers, and widgets after Run All.
+
+**Cores.** `make test` runs the suite on 2 workers (`-n 2 --dist loadscope`: each notebook, with its
+widget probe, and each test module stays on one worker). Each worker, and each lesson kernel it
+starts, gets its share of the cores as torch's thread count (`OMP_NUM_THREADS`, which the kernels
+inherit): on a 2-core machine one thread each, which does more work per second than two processes of
+two threads fighting (~5x slower) or one process of two (the tiny model's small ops use the second
+core badly: lesson 7's training step is only 1.4x faster on two threads than on one).
+
+**Widgets after Run All.** nbval runs a lesson top to bottom but never moves a slider.
 
 For every notebook that uses ipywidgets, one more test item runs in nbval's kernel after the last
 cell (so every later cell has already rebound whatever names it rebinds, as after Run All). It moves
@@ -7,6 +16,8 @@ choice to the next option and back; a checkbox off and on. Each move must redraw
 widget's output and raise nothing.
 """
 import json
+import os
+import sys
 import pytest
 
 try:
@@ -87,6 +98,16 @@ class WidgetProbe(pytest.Item):
 
     def reportinfo(self):
         return self.path, None, f"{self.name}"
+
+
+def pytest_configure(config):
+    "Under xdist, this worker's share of the cores becomes its (and its kernels') torch thread count."
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers <= 1 or "OMP_NUM_THREADS" in os.environ: return   # one process, or the caller chose
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    config.worker_threads = max(1, cores // workers)               # tests/test_environment.py checks it
+    os.environ["OMP_NUM_THREADS"] = str(config.worker_threads)
+    if "torch" in sys.modules: sys.modules["torch"].set_num_threads(config.worker_threads)
 
 
 def pytest_collection_modifyitems(session, config, items):

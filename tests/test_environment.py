@@ -54,3 +54,13 @@ def test_conda_environment_installs_the_lock():
     text = (ROOT / "environment.yml").read_text()
     assert "- -r requirements/lock.txt" in text and "- python=3.11" in text
     assert "--python-version 3.11" in (ROOT / "Makefile").read_text(), "the lock is resolved for the Python conda installs"
+
+
+def test_the_suites_workers_share_the_cores(request):
+    "make test's xdist workers (conftest.py): each one's torch threads are its share of the cores, kernels alike."
+    import os, torch, pytest
+    threads = getattr(request.config, "worker_threads", None)
+    if threads is None: pytest.skip("not on make test's xdist workers, or OMP_NUM_THREADS chosen by the caller")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert threads == max(1, cores // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    assert torch.get_num_threads() == threads and os.environ["OMP_NUM_THREADS"] == str(threads)  # kernels inherit it
