@@ -42,7 +42,7 @@ from .sampling import denoise
 from .latents import latents_to_pil
 
 __all__ = ["DiffEditMask", "hysteresis", "diffedit_mask", "diffedit_mask_single_prompt", "latent_mask", "diffedit", "img2img", "diffusers_diffedit",
-           "diffusers_diffedit_edit", "BLENDS"]
+           "diffusers_diffedit_edit", "diffusers_diffedit_decode", "BLENDS"]
 
 
 def hysteresis(soft: torch.Tensor, threshold: float, grow: float | None = None) -> torch.Tensor:
@@ -253,9 +253,26 @@ def diffusers_diffedit_edit(pipe, image, source_prompt, target_prompt, *, n: int
                                                mask_encode_strength=strength, num_inference_steps=mask_steps,
                                                guidance_scale=guidance_scale, generator=g)
                             for im, s, t, g in zip(images, sources, targets, gs)])          # B x h x w
+    out = diffusers_diffedit_decode(pipe, images, targets, masks, ratio=ratio, num_inference_steps=num_inference_steps,
+                                    guidance_scale=guidance_scale, generator=gs, output_type=output_type)
+    if batched: return out, list(masks)
+    return (out if output_type == "latent" else out[0]), masks[0]
+
+
+def diffusers_diffedit_decode(pipe, images, target_prompt, masks, *, ratio: float = 0.8, num_inference_steps: int = 25,
+                              guidance_scale: float = 7.5, generator=None, output_type: str = "pil"):
+    """diffusers' DiffEdit after its mask: `invert` the B images with the empty prompt to `ratio`, then the
+    masked decoding with the target prompt (one for all, or one per image) and the given masks (B, h x w,
+    1 = re-generate). `generator`: one per image (`inversion.generators`: `invert` samples the VAE's posterior,
+so each image needs its own to come out as alone), or None for fresh ones seeded 0.
+    -> B images (a list), or B x 4 x h x w latents with output_type="latent"."""
+    images = list(images)
+    B = len(images)
+    targets = per_image_prompts(target_prompt, B, "target_prompt")
+    masks = np.stack([np.asarray(mk, dtype=np.float32) for mk in per_image(list(masks), B, "masks")])
+    gs = generators(0, B) if generator is None else generator
     lat = pipe.invert(image=images, prompt=[""] * B, inpaint_strength=ratio, num_inference_steps=num_inference_steps,
                       generator=gs).latents
     out = pipe(prompt=targets, mask_image=masks, image_latents=lat, inpaint_strength=ratio, guidance_scale=guidance_scale,
                num_inference_steps=num_inference_steps, generator=gs, output_type=output_type).images
-    if batched: return (out if output_type == "latent" else list(out)), list(masks)
-    return (out if output_type == "latent" else out[0]), masks[0]
+    return out if output_type == "latent" else list(out)

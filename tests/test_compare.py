@@ -70,7 +70,7 @@ def test_words_reword_an_edit(toy):
 
 
 def test_diffusers_helpers_run_the_pipelines_with_the_given_settings(random_models):
-    from course_utils.diffedit import diffusers_diffedit, diffusers_diffedit_edit
+    from course_utils.diffedit import diffusers_diffedit, diffusers_diffedit_edit, diffusers_diffedit_decode
     from course_utils.ledits import diffusers_ledits, diffusers_ledits_edit, EditConcept
     from course_utils.toyworld import render
     m, e = random_models, held_out_edits("color", 1, offset=40)[0]
@@ -95,6 +95,12 @@ def test_diffusers_helpers_run_the_pipelines_with_the_given_settings(random_mode
         assert (both[i] - z[0]).norm() <= 1e-4 * z.norm()
     assert (both[0] - both[1]).norm() > 0.1 * both[0].norm()
     with pytest.raises(ValueError, match="target_prompt"): diffusers_diffedit_edit(dp, ims, srcs, tgts[:1] * 3, **kw)
+    # its second half alone (lesson 6's "no change"): invert + decode under given masks, a batch is each image alone
+    ones = [torch.ones(16, 16, dtype=torch.bool)] * 2
+    dec = lambda i, t, mk: diffusers_diffedit_decode(dp, i, t, mk, num_inference_steps=6, output_type="latent")
+    z2 = dec(ims, tgts, ones)
+    for i in range(2): assert (z2[i] - dec([ims[i]], tgts[i], ones[:1])[0]).norm() <= 1e-4 * z2[i].norm()
+    with pytest.raises(ValueError, match="masks"): dec(ims, tgts, ones[:1] * 3)
     lp = diffusers_ledits(m)
     edit = lambda reverse: diffusers_ledits_edit(lp, im, [EditConcept("a red thing", scale=5, threshold=0.5, reverse=reverse)],
                                                  num_inversion_steps=6, output_type="latent")
