@@ -33,12 +33,18 @@ reverse, both at scale s and threshold 0 (no mask):
 "No edit" (tgt = src) is exact, and this is the edit-friendly DDPM paper's own edit (invert with
 the source prompt, sample with the target's): the z_t hold everything the source caption does not
 say, and the prediction moves only where the captions disagree, ε(tgt) − ε(src) being near zero
-elsewhere. The reverse concept shares the source prompt's base row (3 rows per image: u, src, tgt).
+elsewhere.
+
+**Rows the sum does not need.** Without masks (every concept at threshold 0) ε̂ is a fixed weighted
+sum of the UNet's rows, ε̂ = Σ_j w_j ε(x_t, p_j), and a row whose weight is 0 is not computed, as a
+sampler skips u at guidance 1. For whole captions the weights are u: 1 − s, src: s − s = 0, tgt: s:
+2 rows per image (u, tgt), and at s = 1 (the tiny model's setting) ONE, ε(tgt), as the inversion
+with the source caption at guidance 1 needs only ε(src). Masked concepts need u and their own rows.
 
 **Batches.** `ddpm_invert` takes a list of images (a seed and source prompt for all or one per
 image) and `ledits_edit` then takes one list of concepts per image: each step is still ONE UNet
-call, of Σ_i (1 + N_i) rows laid out image by image, so images with different numbers of concepts
-share it. Each image's noise comes from its own seed: a batch gives what single calls give.
+call, of Σ_i (1 + N_i) rows laid out image by image (fewer where the weighted sum above drops some),
+so images with different numbers of concepts share it. Each image's noise comes from its own seed: a batch gives what single calls give.
 
 **Precision.** The UNet, VAE and text encoder run in the model's dtype (float16 on a GPU), but the
 latents, the edit vectors and masks, the scheduler steps and the z_t solve stay float32: solving
@@ -47,7 +53,6 @@ DPM-Solver++ the inversion then misses the input by ~10 % (measured at 64x64 lat
 """
 from __future__ import annotations
 import copy
-from itertools import accumulate
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 import torch
@@ -55,7 +60,6 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .attention import capture_cross_attention
-from .guidance import cfg
 from .inversion import encode_image, as_images, per_image, per_image_prompts, generators
 from .latents import latents_to_pil
 from .text import as_prompt_list, encode_prompt
@@ -207,9 +211,16 @@ def _scratch(sched):
     return c
 
 
-def _base_eps(eps, source_prompt, source_guidance_scale):
-    "One image's base rows (r x C x h x w) -> u, or u + s_src (c_src − u) when it was inverted with a source prompt."
-    return cfg(eps[0:1], eps[1:2], source_guidance_scale) if source_prompt else eps[0:1]
+def _base_weights(source_prompt: str, source_guidance_scale: float, r: int) -> list[float]:
+    """One image's weights on its r base rows (u, and its source prompt when r = 2) in ε̂: u alone, or
+    u + s (ε(src) − u) = (1 − s) u + s ε(src) when it was inverted with a source prompt at guidance s."""
+    if not source_prompt: return [1.0] + [0.0] * (r - 1)
+    return [1.0 - source_guidance_scale, float(source_guidance_scale)]
+
+
+def _weighted(eps: torch.Tensor, terms) -> torch.Tensor:
+    "Σ_j w_j ε[p_j] over one image's (row p, weight w) terms: 1 x C x h x w (a weight of 1 alone gives its row exactly)."
+    return sum(w * eps[p:p + 1] for p, w in terms)
 
 
 @torch.no_grad()
@@ -238,12 +249,16 @@ def ddpm_invert(models, image, *, source_prompt: str = "", source_guidance_scale
     xts = [sched.add_noise(x0, noise[k], ts[k:k + 1]) for k in range(len(ts))] + [x0]  # independent per t
     emb = _base_emb(models, sources)                                      # B x r x L x D
     r = emb.shape[1]
-    row_image, emb = torch.arange(B, device=x0.device).repeat_interleave(r), emb.flatten(0, 1)
+    weights = [_base_weights(src, source_guidance_scale, r) for src in sources]
+    kept = [(i, j) for i in range(B) for j in range(r) if weights[i][j] != 0]   # at guidance 1: ε(src) alone
+    terms = [[(p, weights[i][j]) for p, (i, j) in enumerate(kept) if i == n] for n in range(B)]
+    row_image = torch.tensor([i for i, _ in kept], device=x0.device)
+    emb = torch.stack([emb[i, j] for i, j in kept])
     zs = []
     for k, t in enumerate(tqdm(ts, desc=f"inversion ({solver})", disable=not progress, leave=False)):
         x = xts[k]
-        out = models.unet(_rows(models, x, row_image), t, encoder_hidden_states=emb).sample.float().unflatten(0, (B, r))
-        eps = torch.cat([_base_eps(out[i], sources[i], source_guidance_scale) for i in range(B)])
+        out = models.unet(_rows(models, x, row_image), t, encoder_hidden_states=emb).sample.float()
+        eps = torch.cat([_weighted(out, tm) for tm in terms])              # ε̂ = u + s (ε(src) − u), per image
         # μ and σ of this step, read off the scheduler (its step is affine in the noise)
         mu = _scratch(sched).step(eps, t, x, variance_noise=torch.zeros_like(x), **kw).prev_sample
         sigma = _scratch(sched).step(eps, t, x, variance_noise=torch.ones_like(x), **kw).prev_sample - mu
@@ -328,7 +343,9 @@ def ledits_edit(models, inversion: LeditsInversion, concepts, *, use_cross_attn_
     Masks: cross-attention M1 if `use_cross_attn_mask`; M1 ∩ M2 if also `use_intersect_mask`
     (for t <= `intersect_below`; the intersection needs M1, so it turns the maps on); M2 alone if
     neither. `record_masks` also returns
-    {mask type: tensor steps x concepts x h x w} ('M1', 'M2', 'mask': the one applied).
+    {mask type: tensor steps x concepts x h x w} ('M1', 'M2', 'mask': the one applied). An image whose
+    concepts are all at threshold 0 is unmasked: its ε̂ is a weighted sum of rows, rows of weight 0 are
+    not computed, and its recorded masks are ones while a concept is active.
     A batched inversion (of a list of B images) takes a list of B concept lists (or one list for
     all) and returns lists: B images (B x C x h x w latents, B mask records)."""
     if not isinstance(inversion, LeditsInversion): raise TypeError("inversion must come from ddpm_invert")
@@ -356,26 +373,40 @@ def ledits_edit(models, inversion: LeditsInversion, concepts, *, use_cross_attn_
         own.append(ps); row_of.append(rows)
     flat = [p for ps in own for p in ps]
     cemb = encode_prompt(models, flat).split([len(ps) for ps in own]) if flat else [base[0, :0]] * B
-    sizes = [r + len(ps) for ps in own]                                  # image i's rows: first[i] .. first[i] + sizes[i]
-    first = [0, *accumulate(sizes)][:-1]
-    emb = torch.cat([torch.cat([base[i], cemb[i]]) for i in range(B)])
-    row_image = torch.arange(B, device=ts.device).repeat_interleave(torch.tensor(sizes, device=ts.device))
+    cand = [torch.cat([base[i], cemb[i]]) for i in range(B)]            # image i's candidate rows: base, own concept prompts
+    masked = [any(c.threshold > 0 for c in cs) for cs in lists]        # threshold 0 masks nothing: ε̂ is a weighted sum of rows
+    bw = [_base_weights(src, inversion.source_guidance_scale, r) for src in sources]
+
+    def weights(i, k):
+        "Image i's weights on its candidate rows at step k: the base's, plus ± s (ε_c − u) per active concept when unmasked."
+        w = bw[i] + [0.0] * len(own[i])
+        for c, j in zip(lists[i], row_of[i]):
+            if not masked[i] and c.active(k):
+                s = -c.scale if c.reverse else c.scale
+                w[j] += s; w[0] -= s                                     # + s ε_c − s u
+        return w
+
+    steps = [[weights(i, k) for i in range(B)] for k in range(len(ts))]
+    kept = [(i, j) for i in range(B) for j in range(len(cand[i])) if masked[i] or any(ws[i][j] != 0 for ws in steps)]
+    pos = {ij: p for p, ij in enumerate(kept)}                          # (image, candidate row) -> row of the UNet call
+    emb = torch.stack([cand[i][j] for i, j in kept])
+    row_image = torch.tensor([i for i, _ in kept], device=ts.device)
     spans = [[token_span(models.tokenizer, c) for c in cs] for cs in lists]   # the tokens M1 reads, per concept
     h, w = inversion.x0.shape[-2:]
-    use_m1 = any(lists) and (use_cross_attn_mask or use_intersect_mask)
+    wants_m1 = use_cross_attn_mask or use_intersect_mask
+    use_m1 = wants_m1 and any(cs for cs, mk in zip(lists, masked) if mk)
     rec = [{k: torch.zeros(len(ts), len(cs), h, w) for k in MASK_TYPES} for cs in lists] if record_masks else None
     x = inversion.xts[0]
     with capture_cross_attention(models.unet, (h // 4, w // 4), ("down", "up")) if use_m1 else nullcontext() as store:
         for k, t in enumerate(tqdm(ts, desc="LEDITS++ edit", disable=not progress, leave=False)):
             if store is not None: store.clear()
-            eps = models.unet(_rows(models, x, row_image), t, encoder_hidden_states=emb).sample.float()  # ONE call: Σ_i (1 + N_i) rows
+            eps = models.unet(_rows(models, x, row_image), t, encoder_hidden_states=emb).sample.float()  # ONE call for the batch
             maps = store.mean() if use_m1 else None                           # rows x h/4 x w/4 x tokens
-            out = [_base_eps(eps[first[i]:first[i] + sizes[i]], sources[i], inversion.source_guidance_scale) for i in range(B)]
-            on = [(i, j) for i, cs in enumerate(lists) for j, c in enumerate(cs) if c.active(k)]  # every image's active concepts
-            if on:   # their masks in one go: P = len(on) edit vectors g = s (ε_c − u)
-                g = torch.cat([edit_vector(eps[first[i]:first[i] + 1], eps[first[i] + row_of[i][j]][None], lists[i][j])
-                               for i, j in on])
-                attn = torch.stack([maps[first[i] + row_of[i][j], :, :, slice(*spans[i][j])].float().sum(-1)
+            out = [_weighted(eps, [(pos[i, j], wt) for j, wt in enumerate(steps[k][i]) if wt != 0]) for i in range(B)]
+            on = [(i, j) for i, cs in enumerate(lists) if masked[i] for j, c in enumerate(cs) if c.active(k)]
+            if on:   # the masked images' active concepts, their masks in one go: P = len(on) edit vectors g = s (ε_c − u)
+                g = torch.cat([edit_vector(eps[pos[i, 0]][None], eps[pos[i, row_of[i][j]]][None], lists[i][j]) for i, j in on])
+                attn = torch.stack([maps[pos[i, row_of[i][j]], :, :, slice(*spans[i][j])].float().sum(-1)
                                     for i, j in on]) if use_m1 else None
                 m1, m2, mask = concept_masks(g, attn, [lists[i][j].threshold for i, j in on], t=int(t),
                                              use_intersect_mask=use_intersect_mask, intersect_below=intersect_below)
@@ -384,6 +415,11 @@ def ledits_edit(models, inversion: LeditsInversion, concepts, *, use_cross_attn_
                     if rec is not None:
                         rec[i]["M2"][k, j] = m2[p].float().cpu(); rec[i]["mask"][k, j] = mask[p].float().cpu()
                         if m1 is not None: rec[i]["M1"][k, j] = m1[p].float().cpu()
+            if rec is not None:      # an unmasked concept's masks are all ones (its quantile at 0 is the minimum)
+                for i, cs in enumerate(lists):
+                    for j, c in enumerate(cs):
+                        if not masked[i] and c.active(k):
+                            for kind in MASK_TYPES if wants_m1 else ("M2", "mask"): rec[i][kind][k, j] = 1.0
             x = sched.step(torch.cat(out), t, x, variance_noise=inversion.zs[k], **kw).prev_sample
     images = latents_to_pil(models, x)
     if not inversion.batched: images, rec = images[0], (rec[0] if rec is not None else None)

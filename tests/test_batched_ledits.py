@@ -2,7 +2,7 @@
 in one UNet call per step give, image by image, what single calls give; "no edit" stays exact."""
 import pytest
 import torch
-from course_utils.ledits import ddpm_invert, ledits_edit, EditConcept
+from course_utils.ledits import ddpm_invert, ledits_edit, EditConcept, caption_concepts
 from course_utils.metrics import HELD_OUT
 from course_utils.toyworld import random_scene, render
 
@@ -58,3 +58,23 @@ def test_one_concept_list_for_all_and_lists_that_do_not_line_up(random_models, i
         ledits_edit(random_models, inv, [[], [], []], progress=False)
     with pytest.raises(ValueError, match="seed: got 2 for 3 images"):
         ddpm_invert(random_models, images, seed=[1, 2], progress=False)
+
+
+def test_unmasked_and_masked_edits_share_a_batch(random_models, images):
+    """An edit by captions at guidance 1 (unmasked: ε̂ = ε(tgt), one row) beside a masked few-word edit
+    (u, the source caption, the concept: three rows) and no edit (ε(src): one row), in one call per step,
+    each image as it comes out alone."""
+    m, srcs = random_models, ["a red thing on the left", "a blue thing on the left", "gray background"]
+    concepts = [caption_concepts(srcs[0], "a green thing on the left"), [EditConcept("a hat", scale=4, threshold=0.7)], []]
+    inv = ddpm_invert(m, images, source_prompt=srcs, source_guidance_scale=1.0, num_inversion_steps=5, seed=[4, 5, 6],
+                      solver="dpmpp", progress=False)
+    rows = []
+    h = m.unet.register_forward_hook(lambda mod, args, out: rows.append(args[0].shape[0]))
+    try: _, z = ledits_edit(m, inv, concepts, return_latents=True, progress=False)
+    finally: h.remove()
+    assert rows == [1 + 3 + 1] * 5
+    assert (z[2] - inv.x0[2]).pow(2).mean().sqrt() <= 1e-5            # no edit: exact
+    for i, im in enumerate(images):
+        one = ddpm_invert(m, im, source_prompt=srcs[i], source_guidance_scale=1.0, num_inversion_steps=5, seed=4 + i,
+                          solver="dpmpp", progress=False)
+        close(z[i:i + 1], ledits_edit(m, one, concepts[i], return_latents=True, progress=False)[1])

@@ -28,7 +28,7 @@ def test_compare_scores_every_method_on_the_same_edits(toy):
     sd, de, le, lw = rows
     assert sd["masks"] is None and sd["iou"] is None and sd["unet_rows"] == 2 * 15  # 25 steps x 0.6, CFG: 2 rows
     assert de["masks"][0].shape == (16, 16) and 0 <= de["iou"] <= 1
-    assert le["masks"] is None and le["unet_rows"] == 2 * 20 + 3 * 20  # captions: inversion u + source, edit u + source + target
+    assert le["masks"] is None and le["unet_rows"] == 20 + 20  # captions at guidance 1: inversion ε(source), edit ε(target)
     assert lw["masks"][0].dtype == bool and lw["unet_rows"] > 0
     k = by_kind(de)
     assert list(k) == ["color", "add_accessory"] and (k["color"]["n"], k["add_accessory"]["n"]) == (2, 1)

@@ -209,11 +209,13 @@ def test_token_span_finds_the_words_m1_reads(random_models):
     with pytest.raises(ValueError, match="are not words of the prompt"): EditConcept("a red thing", mask_words="a blue")
 
 
-def test_caption_concepts_sample_the_target_caption_from_the_source_inversion(random_models, image):
+@pytest.mark.parametrize("s,n_rows", [(2.0, 2), (1.0, 1)])
+def test_caption_concepts_sample_the_target_caption_from_the_source_inversion(random_models, image, s, n_rows):
     """Inverted with the source caption at guidance s, the caption pair gives ε̂ = u + s (ε(tgt) − u):
     checked against a hand-written sampler with the stored noise maps. Target = source changes nothing;
-    the source caption's row is shared (3 rows per step: u, source, target) and threshold 0 masks nothing."""
-    src, tgt, s = "a red circle on the left", "a blue circle on the left", 2.0
+    threshold 0 masks nothing, so ε̂ is a weighted sum of rows and the source caption's, of weight
+    s − s = 0, is not computed: 2 rows per step (u, target), and at s = 1 only the target's."""
+    src, tgt = "a red circle on the left", "a blue circle on the left"
     inv = ddpm_invert(random_models, image, num_inversion_steps=6, source_prompt=src, source_guidance_scale=s,
                       solver="dpmpp", progress=False)
     _, same = ledits_edit(random_models, inv, caption_concepts(src, src, s), return_latents=True, progress=False)
@@ -223,7 +225,7 @@ def test_caption_concepts_sample_the_target_caption_from_the_source_inversion(ra
     try: _, z, masks = ledits_edit(random_models, inv, caption_concepts(src, tgt, s), return_latents=True,
                                    record_masks=True, progress=False)
     finally: h.remove()
-    assert rows == [3] * 6 and bool(masks["mask"].all())
+    assert rows == [n_rows] * 6 and bool(masks["mask"].all()) and bool(masks["M1"].all())
     sched = inversion_scheduler(random_models, "dpmpp"); sched.set_timesteps(inv.total_steps)
     emb, x = encode_prompt(random_models, ["", tgt]), inv.xts[0]
     with torch.no_grad():
@@ -231,6 +233,19 @@ def test_caption_concepts_sample_the_target_caption_from_the_source_inversion(ra
             u, c = random_models.unet(x.expand(2, -1, -1, -1), t, encoder_hidden_states=emb).sample.chunk(2)
             x = sched.step(u + s * (c - u), t, x, variance_noise=inv.zs[k]).prev_sample
     assert rmse(z, x) <= 1e-4 * x.std().item() and rmse(z, inv.x0) > 0.01
+
+
+def test_inversion_at_guidance_1_needs_only_the_source_row(random_models, image):
+    """At source guidance 1, u + 1 (ε(src) − u) = ε(src): one UNet row per image and step, and the same
+    inversion (to float tolerance) as the two-row sum at a guidance a hair away from 1."""
+    src = "a red circle on the left"
+    rows = []
+    h = random_models.unet.register_forward_hook(lambda mod, args, out: rows.append(args[0].shape[0]))
+    try: one = ddpm_invert(random_models, image, num_inversion_steps=5, source_prompt=src, source_guidance_scale=1.0, progress=False)
+    finally: h.remove()
+    assert rows == [1] * 5
+    two = ddpm_invert(random_models, image, num_inversion_steps=5, source_prompt=src, source_guidance_scale=1 + 1e-7, progress=False)
+    assert rmse(one.zs, two.zs) <= 1e-4 * two.zs.std().item() and rmse(one.xts, two.xts) <= 1e-4 * two.xts.std().item()
 
 
 def test_toy_concepts_are_the_edit_captions():
