@@ -218,9 +218,17 @@ def _base_weights(source_prompt: str, source_guidance_scale: float, r: int) -> l
     return [1.0 - source_guidance_scale, float(source_guidance_scale)]
 
 
-def _weighted(eps: torch.Tensor, terms) -> torch.Tensor:
-    "Σ_j w_j ε[p_j] over one image's (row p, weight w) terms: 1 x C x h x w (a weight of 1 alone gives its row exactly)."
-    return sum(w * eps[p:p + 1] for p, w in terms)
+def _layout(cand, needed, device):
+    """The rows of one UNet call: of each image i's candidate rows cand[i] (n_i x L x D), those j with
+    needed(i, j), image by image. -> ({(i, j): row of the call}, R x L x D embeddings, R: each row's image)."""
+    kept = [(i, j) for i in range(len(cand)) for j in range(len(cand[i])) if needed(i, j)]
+    return ({ij: p for p, ij in enumerate(kept)}, torch.stack([cand[i][j] for i, j in kept]),
+            torch.tensor([i for i, _ in kept], device=device))
+
+
+def _weighted(eps: torch.Tensor, pos: dict, i: int, weights) -> torch.Tensor:
+    "Image i's Σ_j w_j ε(row j), over its rows of nonzero weight: 1 x C x h x w (a weight of 1 alone gives its row exactly)."
+    return sum(w * eps[pos[i, j]][None] for j, w in enumerate(weights) if w != 0)
 
 
 @torch.no_grad()
@@ -250,15 +258,12 @@ def ddpm_invert(models, image, *, source_prompt: str = "", source_guidance_scale
     emb = _base_emb(models, sources)                                      # B x r x L x D
     r = emb.shape[1]
     weights = [_base_weights(src, source_guidance_scale, r) for src in sources]
-    kept = [(i, j) for i in range(B) for j in range(r) if weights[i][j] != 0]   # at guidance 1: ε(src) alone
-    terms = [[(p, weights[i][j]) for p, (i, j) in enumerate(kept) if i == n] for n in range(B)]
-    row_image = torch.tensor([i for i, _ in kept], device=x0.device)
-    emb = torch.stack([emb[i, j] for i, j in kept])
+    pos, emb, row_image = _layout(emb, lambda i, j: weights[i][j] != 0, x0.device)   # at guidance 1: ε(src) alone
     zs = []
     for k, t in enumerate(tqdm(ts, desc=f"inversion ({solver})", disable=not progress, leave=False)):
         x = xts[k]
         out = models.unet(_rows(models, x, row_image), t, encoder_hidden_states=emb).sample.float()
-        eps = torch.cat([_weighted(out, tm) for tm in terms])              # ε̂ = u + s (ε(src) − u), per image
+        eps = torch.cat([_weighted(out, pos, i, weights[i]) for i in range(B)])   # ε̂ = u + s (ε(src) − u), per image
         # μ and σ of this step, read off the scheduler (its step is affine in the noise)
         mu = _scratch(sched).step(eps, t, x, variance_noise=torch.zeros_like(x), **kw).prev_sample
         sigma = _scratch(sched).step(eps, t, x, variance_noise=torch.ones_like(x), **kw).prev_sample - mu
@@ -387,10 +392,7 @@ def ledits_edit(models, inversion: LeditsInversion, concepts, *, use_cross_attn_
         return w
 
     steps = [[weights(i, k) for i in range(B)] for k in range(len(ts))]
-    kept = [(i, j) for i in range(B) for j in range(len(cand[i])) if masked[i] or any(ws[i][j] != 0 for ws in steps)]
-    pos = {ij: p for p, ij in enumerate(kept)}                          # (image, candidate row) -> row of the UNet call
-    emb = torch.stack([cand[i][j] for i, j in kept])
-    row_image = torch.tensor([i for i, _ in kept], device=ts.device)
+    pos, emb, row_image = _layout(cand, lambda i, j: masked[i] or any(ws[i][j] != 0 for ws in steps), ts.device)
     spans = [[token_span(models.tokenizer, c) for c in cs] for cs in lists]   # the tokens M1 reads, per concept
     h, w = inversion.x0.shape[-2:]
     wants_m1 = use_cross_attn_mask or use_intersect_mask
@@ -402,7 +404,7 @@ def ledits_edit(models, inversion: LeditsInversion, concepts, *, use_cross_attn_
             if store is not None: store.clear()
             eps = models.unet(_rows(models, x, row_image), t, encoder_hidden_states=emb).sample.float()  # ONE call for the batch
             maps = store.mean() if use_m1 else None                           # rows x h/4 x w/4 x tokens
-            out = [_weighted(eps, [(pos[i, j], wt) for j, wt in enumerate(steps[k][i]) if wt != 0]) for i in range(B)]
+            out = [_weighted(eps, pos, i, steps[k][i]) for i in range(B)]
             on = [(i, j) for i, cs in enumerate(lists) if masked[i] for j, c in enumerate(cs) if c.active(k)]
             if on:   # the masked images' active concepts, their masks in one go: P = len(on) edit vectors g = s (ε_c − u)
                 g = torch.cat([edit_vector(eps[pos[i, 0]][None], eps[pos[i, row_of[i][j]]][None], lists[i][j]) for i, j in on])
