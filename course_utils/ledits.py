@@ -476,10 +476,11 @@ def diffusers_ledits_rebuild(pipe, images, *, num_inversion_steps: int = 20, ski
     return pipe(editing_prompt=None, output_type=output_type, generator=generators(seed, len(images))).images
 
 
-def reconstruction_errors(models, images, *, num_inversion_steps: int = 20, skip: float = 0.15) -> dict:
+def reconstruction_errors(models, images, *, num_inversion_steps: int = 20, skip: float = 0.15, progress: bool = True) -> dict:
     """Invert the images and rebuild them with no edit, four ways: ours (DDPM and SDE-DPM-Solver++),
     diffusers' LEDITS++ pipeline, and DDIM inversion + decoding (lesson 3). Each way takes the whole
-    list as one batch: ours as every editor does, diffusers' with `diffusers_ledits_rebuild`.
+    list as one batch: ours as every editor does, diffusers' with `diffusers_ledits_rebuild`
+    (`progress`: one bar over the ways).
 
     -> {name: {"rmse": latent RMSE against the image's latents, per image, "seconds": the batch's time / B}}"""
     import time
@@ -502,7 +503,7 @@ def reconstruction_errors(models, images, *, num_inversion_steps: int = 20, skip
     ways = {"DDPM (edit-friendly)": ours("ddpm"), "DPM-Solver++ 2M SDE": ours("dpmpp"), "diffusers LEDITS++": theirs,
             "DDIM inversion": ddim}
     x0, out = image_to_latents(models, images), {}
-    for name, rebuild in ways.items():
+    for name, rebuild in tqdm(ways.items(), desc=f"{B} images x {len(ways)} ways", disable=not progress, leave=False):
         t0 = time.perf_counter(); z = rebuild()
         out[name] = {"rmse": (z.to(x0) - x0).pow(2).flatten(1).mean(1).sqrt().tolist(),
                      "seconds": [(time.perf_counter() - t0) / B] * B}
