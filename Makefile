@@ -56,4 +56,4 @@ notebooks: setup
 	HF_HUB_OFFLINE=1 $(PY) scripts/nbtools.py run notebooks/*.ipynb
 
 benchmarks: setup
-	for b in engine sampling diffedit ledits; do HF_HUB_OFFLINE=1 $(PY) benchmarks/$$b.py || exit 1; done
+	for b in engine sampling diffedit ledits course; do HF_HUB_OFFLINE=1 $(PY) benchmarks/$$b.py || exit 1; done

@@ -46,12 +46,30 @@ def strip_widget_state(nb):
     return nb
 
 
-def run(path, timeout=1800):
+def execute(path, timeout=1800):
+    "The notebook at `path` executed top to bottom in a fresh kernel started in its folder (in memory; nothing saved)."
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
-    t0 = time.time()
     ExecutePreprocessor(timeout=timeout, kernel_name="python3").preprocess(nb, {"metadata": {"path": str(path.parent)}})
-    nbformat.write(strip_widget_state(nb), path)
+    return nb
+
+
+def cell_seconds(nb) -> list:
+    "[(cell index, seconds, its first line)] for every executed code cell, from the timings the kernel client records."
+    from datetime import datetime
+    at = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00"))
+    out = []
+    for i, c in enumerate(nb.cells):
+        e = c.get("metadata", {}).get("execution", {})
+        if "iopub.execute_input" in e and "shell.execute_reply" in e:
+            out.append((i, (at(e["shell.execute_reply"]) - at(e["iopub.execute_input"])).total_seconds(),
+                        c.source.strip().splitlines()[0] if c.source.strip() else ""))
+    return out
+
+
+def run(path, timeout=1800):
+    t0 = time.time()
+    nbformat.write(strip_widget_state(execute(path, timeout)), path)
     print(f"{path}: executed in {time.time() - t0:.0f}s")
 
 
