@@ -385,8 +385,8 @@ def ledits_edit(models, inversion: LeditsInversion, concepts, *, use_cross_attn_
     def weights(i, k):
         "Image i's weights on its candidate rows at step k: the base's, plus ± s (ε_c − u) per active concept when unmasked."
         w = bw[i] + [0.0] * len(own[i])
-        for c, j in zip(lists[i], row_of[i]):
-            if not masked[i] and c.active(k):
+        for c, j in ([] if masked[i] else zip(lists[i], row_of[i])):    # a masked image adds its M g after the call
+            if c.active(k):
                 s = -c.scale if c.reverse else c.scale
                 w[j] += s; w[0] -= s                                     # + s ε_c − s u
         return w
