@@ -169,7 +169,9 @@ def diffedit(models, image, query_prompt: str, mask, *, ratio: float = 0.8, guid
     mask: a DiffEditMask, or a bool/float h x w (latent grid) or H x W (image) array, 1 = edit.
     blend: 'inverted' (the paper: outside the mask, the DDIM-inverted latents of the same
     timestep), 'clean' (the seed: the clean latents at every step), 'none' (no mask).
-    Pass `inversion` to reuse a `ddim_invert` result (its N and ratio must match).
+    Pass `inversion` to reuse a `ddim_invert` result of the same N and this ratio or a larger one:
+    DDIM inversion is deterministic, so a longer one holds every shorter one as its first steps
+    (one inversion to ratio 0.9 serves edits at 0.3, 0.5, 0.7 and 0.9).
     A batch: a list of B images, with a prompt and mask for all or a list of one per image (and an
     inversion of the same B images); returns a list of B images (and B x 4 x h x w latents)."""
     if blend not in BLENDS: raise ValueError(f"unknown blend {blend!r}; choose one of {BLENDS}")
@@ -180,11 +182,13 @@ def diffedit(models, image, query_prompt: str, mask, *, ratio: float = 0.8, guid
     if inversion is None:
         inversion = ddim_invert(models, images, prompt=inversion_prompt, num_inference_steps=num_inference_steps,
                                 ratio=ratio, progress=progress)
-    elif inversion.num_inference_steps != num_inference_steps or len(inversion.timesteps) != len(ts):
-        raise ValueError("the inversion was made with other steps: pass the same num_inference_steps and ratio")
+    elif inversion.num_inference_steps != num_inference_steps or len(inversion.timesteps) < len(ts):
+        raise ValueError(f"the inversion was made with other steps ({len(inversion.timesteps)} of "
+                         f"{inversion.num_inference_steps}; this edit needs {len(ts)} of {num_inference_steps}): "
+                         "pass the same num_inference_steps and a ratio at least this edit's")
     elif inversion.latents.shape[1] != len(images):
         raise ValueError(f"the inversion holds {inversion.latents.shape[1]} images, the edit {len(images)}")
-    inv = inversion.latents
+    inv = inversion.latents[:len(ts) + 1]                             # its first len(ts) steps: this ratio's
     m = torch.cat([latent_mask(mk, inv[0, :1]) for mk in masks])     # B x 1 x h x w
     sched = models.scheduler
     sched.set_timesteps(num_inference_steps, device=models.unet.device)  # ddim_invert may have reset it

@@ -92,6 +92,23 @@ def test_outside_the_mask_is_the_inversion_of_the_same_timestep(random_models, e
     assert torch.equal(z, inv.latents[0])
 
 
+def test_a_longer_inversion_serves_every_smaller_ratio_exactly(random_models, edit):
+    "DDIM inversion is deterministic: the first steps of one to 0.9 are the inversion to 0.3 or 0.5, bit for bit."
+    im, mask = render(edit.source).image, np.zeros((16, 16), bool)
+    mask[4:12, 2:9] = True
+    long = ddim_invert(random_models, im, num_inference_steps=10, ratio=0.9, progress=False)
+    for r in (0.3, 0.5, 0.9):
+        own = ddim_invert(random_models, im, num_inference_steps=10, ratio=r, progress=False)
+        assert torch.equal(long.latents[:len(own.timesteps) + 1], own.latents)
+        _, z_long = diffedit(random_models, im, edit.target_prompt, mask, ratio=r, num_inference_steps=10, inversion=long,
+                             return_latents=True, progress=False)
+        _, z_own = diffedit(random_models, im, edit.target_prompt, mask, ratio=r, num_inference_steps=10, inversion=own,
+                            return_latents=True, progress=False)
+        assert torch.equal(z_long, z_own), r
+    with pytest.raises(ValueError, match="other steps"):        # the same ratio of another N is not a prefix
+        diffedit(random_models, im, edit.target_prompt, mask, ratio=0.5, num_inference_steps=12, inversion=long)
+
+
 def test_clean_blend_and_no_blend_and_img2img_run(random_models, edit):
     im = render(edit.source).image
     mask = np.zeros((64, 64), bool)
