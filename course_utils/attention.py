@@ -8,8 +8,9 @@ Cross-attention lets each latent pixel (a query) attend to the prompt's tokens (
 latent/4 resolution, averaged over heads and over the layers of the down and up blocks. We
 capture them by installing, on those cross-attention layers (`attn2`), a processor that computes
 attention the classic way and keeps `A` when its pixel count matches the resolution asked for —
-via `unet.set_attn_processor`, never by patching modules — and put the original processors back
-on exit, even after an error.
+with diffusers' `Attention.set_processor` on those layers alone, never by patching modules — and put
+the original processors back on exit, even after an error (`unet.set_attn_processor` does the same
+through every layer of the UNet: 6 ms a swap in and out on the tiny UNet, against 0.5 ms).
 """
 from __future__ import annotations
 from contextlib import contextmanager
@@ -80,12 +81,13 @@ def capture_cross_attention(unet, hw: tuple[int, int], places=("down", "up"), *,
     on exit. LEDITS++ (and diffusers' pipeline) listen to the down and up blocks, not the mid block."""
     if not places or set(places) - set(PLACES):
         raise ValueError(f"places must be some of {PLACES}, got {places!r}")
-    original = dict(unet.attn_processors)
+    from diffusers.models.attention_processor import Attention
     store = CrossAttentionStore(hw, detach)
-    listen = lambda name: name.endswith("attn2.processor") and name.split("_")[0] in places  # "down_blocks.0..." -> "down"
-    unet.set_attn_processor({name: StoreCrossAttnProcessor(store) if listen(name) else proc
-                             for name, proc in original.items()})
+    listen = lambda name: name.endswith("attn2") and name.split("_")[0] in places  # "down_blocks.0...attn2" -> "down"
+    layers = [mod for name, mod in unet.named_modules() if isinstance(mod, Attention) and listen(name)]
+    original = [mod.processor for mod in layers]
     try:
+        for mod in layers: mod.set_processor(StoreCrossAttnProcessor(store))
         yield store
     finally:
-        unet.set_attn_processor(original)
+        for mod, proc in zip(layers, original): mod.set_processor(proc)

@@ -180,6 +180,7 @@ class LeditsInversion:
     source_guidance_scale: float
     fingerprint: tuple = field(repr=False)
     batched: bool = False
+    base_emb: torch.Tensor | None = field(default=None, repr=False)   # B x r x L x D: the rows ε̂ was inverted with
 
     @property
     def x0(self) -> torch.Tensor: return self.xts[-1]
@@ -255,10 +256,10 @@ def ddpm_invert(models, image, *, source_prompt: str = "", source_guidance_scale
     noise = torch.stack([torch.randn((len(ts), *x0.shape[1:]), generator=torch.Generator().manual_seed(s)) for s in seeds], 1)
     noise = noise.to(x0.device, x0.dtype)                                 # N x B x C x h x w, each image its own seed
     xts = [sched.add_noise(x0, noise[k], ts[k:k + 1]) for k in range(len(ts))] + [x0]  # independent per t
-    emb = _base_emb(models, sources)                                      # B x r x L x D
-    r = emb.shape[1]
+    base = _base_emb(models, sources)                                     # B x r x L x D
+    r = base.shape[1]
     weights = [_base_weights(src, source_guidance_scale, r) for src in sources]
-    pos, emb, row_image = _layout(emb, lambda i, j: weights[i][j] != 0, x0.device)   # at guidance 1: ε(src) alone
+    pos, emb, row_image = _layout(base, lambda i, j: weights[i][j] != 0, x0.device)  # at guidance 1: ε(src) alone
     zs = []
     for k, t in enumerate(tqdm(ts, desc=f"inversion ({solver})", disable=not progress, leave=False)):
         x = xts[k]
@@ -273,7 +274,7 @@ def ddpm_invert(models, image, *, source_prompt: str = "", source_guidance_scale
         if k + 1 < len(ts): xts[k + 1] = x_next  # carry the rounding forward; keep the clean x_0 as it is
         zs.append(z)
     return LeditsInversion(torch.stack(xts), torch.stack(zs), ts.cpu(), solver, total, sources if batched else sources[0],
-                           source_guidance_scale, _fingerprint(models), batched)
+                           source_guidance_scale, _fingerprint(models), batched, base)
 
 
 def _gaussian_3x3(x: torch.Tensor, sigma: float = 0.5) -> torch.Tensor:
@@ -365,7 +366,7 @@ def ledits_edit(models, inversion: LeditsInversion, concepts, *, use_cross_attn_
     sched = inversion_scheduler(models, solver)
     sched.set_timesteps(inversion.total_steps, device=models.unet.device)
     ts = inversion.timesteps.to(models.unet.device)
-    base = _base_emb(models, sources)                                    # B x r x L x D
+    base = inversion.base_emb if inversion.base_emb is not None else _base_emb(models, sources)  # the inversion's rows, as they were
     r = base.shape[1]
     own, row_of = [], []   # per image: the concept prompts that need a row of their own; each concept's row (of the image's)
     for src, cs in zip(sources, lists):
