@@ -2,6 +2,7 @@
 import copy
 from functools import partial
 import numpy as np
+import pytest
 import torch
 from torch import nn
 from course_utils.toyworld import load_judge, training
@@ -47,3 +48,24 @@ def test_a_short_run_learns_checkpoints_and_resumes(toy, tmp_path):
     for a, b in zip(fresh.state_dict().values(), model.state_dict().values()): assert torch.equal(a, b)
     res = small_adherence(small_models(toy, ema), load_judge(), small_scenes(4, seed=9), steps=4)
     assert set(SMALL_ATTRIBUTES) <= set(res) and res["n"] == 4 and len(res["images"]) == 4 and 0 <= res["all"] <= 1
+
+
+def test_min_snr_weights_and_the_weighted_loss():
+    "w_t = min(SNR_t, γ) / SNR_t against the formula; weight 1 gives the plain MSE; NoisyLatents hands the weights over."
+    from course_utils.toyworld.small import min_snr_weights, weighted_mse
+    abar = torch.linspace(0.999, 0.001, 1000)
+    t = torch.tensor([0, 100, 500, 999])
+    w = min_snr_weights(abar, t, 5.0)
+    snr = [a / (1 - a) for a in abar[t].tolist()]
+    assert torch.allclose(w, torch.tensor([min(s, 5.0) / s for s in snr]))
+    assert w[0] < 0.01 and w[-1] == 1 and (w <= 1).all()              # nearly clean: tiny weight; mostly noise: 1
+    pred, eps = torch.randn(3, 4, 2, 2), torch.randn(3, 4, 2, 2)
+    assert torch.allclose(weighted_mse(pred, eps, torch.ones(3)), nn.functional.mse_loss(pred, eps))
+    assert torch.allclose(weighted_mse(pred, eps, torch.tensor([1.0, 0.0, 0.0])), (pred[0] - eps[0]).pow(2).mean() / 3)
+    z, ids = torch.randn(8, 4, 16, 16), torch.zeros(8, 32, dtype=torch.long)
+    cb = NoisyLatents((z, ids), (z, ids), ids[:1], min_snr=5.0)
+    cb.learn = type("L", (), {"xb": (torch.arange(8),), "training": True, "epoch": 0, "iter": 0})()
+    cb.before_batch()
+    (x, t, _), (target, weights) = cb.learn.xb, cb.learn.yb
+    assert torch.equal(weights, min_snr_weights(cb.noise_schedule.alphas_cumprod, t, 5.0)) and target.shape == x.shape
+    with pytest.raises(ValueError, match="min_snr"): NoisyLatents((z, ids), (z, ids), ids[:1], min_snr=0)
