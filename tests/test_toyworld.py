@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from course_utils.toyworld import (random_scene, render, EDITS, Scene, Obj, ATTRIBUTES,
                                    object_phrase, changed_entities)
+from course_utils.toyworld.render import render_array
 
 SEEDS = range(40)
 
@@ -41,6 +42,19 @@ def test_render_is_pure_and_masks_partition_the_image():
         assert set(r1.masks) >= {"background", "left", "right"}
         for slot in ("left", "right"):
             assert (f"{slot}.accessory" in r1.masks) == (getattr(s, slot).accessory != "none")
+
+
+def test_a_kept_render_is_the_renderers_and_cannot_be_changed_by_a_caller():
+    s = random_scene(5)
+    arr, masks, cover = render_array(s)
+    r = render(s)
+    assert np.array_equal(r.array, np.round(arr).clip(0, 255).astype(np.uint8))
+    assert all(np.array_equal(r.masks[k], masks[k]) and np.array_equal(r.cover[k], cover[k]) for k in masks)
+    r.image.putpixel((0, 0), (1, 2, 3)); r.masks.pop("left"); r.masks["right"][:] = True; r.cover["right"] *= 0
+    again = render(s)                                                   # what the caller changed was its own
+    assert again.image.getpixel((0, 0)) == tuple(np.round(arr[0, 0]).astype(int)) and "left" in again.masks
+    assert np.array_equal(again.masks["right"], masks["right"]) and np.array_equal(again.cover["right"], cover["right"])
+    with pytest.raises(TypeError, match="needs a Scene"): render({"left": "circle"})
 
 
 def test_masks_match_the_geometry():

@@ -99,10 +99,23 @@ def render_array(scene: Scene) -> tuple[np.ndarray, dict, dict]:
     return _downsample(img), masks, dict(zip(names, cover))
 
 
-def render(scene: Scene) -> Render:
-    "Render `scene`: a 64x64 PIL RGB image and a bool mask per entity."
+@lru_cache(maxsize=512)
+def _rendered(scene: Scene) -> tuple[np.ndarray, dict, dict]:
+    "render_array's result as uint8, every array read-only: kept by the cache, never handed out (render copies)."
     arr, masks, cover = render_array(scene)
-    return Render(Image.fromarray(np.round(arr).clip(0, 255).astype(np.uint8), "RGB"), masks, cover)
+    u8 = np.round(arr).clip(0, 255).astype(np.uint8)
+    for a in (u8, *masks.values(), *cover.values()): a.setflags(write=False)
+    return u8, masks, cover
+
+
+def render(scene: Scene) -> Render:
+    """Render `scene`: a 64x64 PIL RGB image and a bool mask per entity. The last 512 scenes' renders
+    are kept (a table scores each edit's source and target several times, 4 ms a render); each call
+    gets its own copies, so what a caller changes stays its own."""
+    if not isinstance(scene, Scene): raise TypeError(f"render needs a Scene, got {type(scene).__name__}")
+    u8, masks, cover = _rendered(scene)
+    return Render(Image.fromarray(u8.copy(), "RGB"), {k: v.copy() for k, v in masks.items()},
+                  {k: v.copy() for k, v in cover.items()})
 
 
 def entity_names(scene: Scene) -> list[str]:
