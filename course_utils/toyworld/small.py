@@ -24,8 +24,8 @@ from .render import render
 from . import model as toymodel
 
 __all__ = ["SMALL_ATTRIBUTES", "SMALL_UNET", "SMALL_TEXT", "small_scene", "small_scenes", "small_caption",
-           "encode_scenes", "caption_ids", "new_small_model", "min_snr_weights", "weighted_mse", "NoisyLatents", "index_dataloaders", "small_models",
-           "SampleEachEpoch", "small_adherence"]
+           "encode_scenes", "caption_ids", "new_small_model", "min_snr_weights", "weighted_mse", "NoisyLatents",
+           "index_dataloaders", "small_models", "SampleEachEpoch", "small_adherence"]
 
 SMALL_ATTRIBUTES = ("left.color", "left.shape", "background")
 SMALL_UNET = dict(sample_size=16, in_channels=4, out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
@@ -116,8 +116,8 @@ class NoisyLatents(Callback):
         ids[torch.rand(len(j), generator=g) < self.p_empty] = self.empty
         eps = torch.randn(z0.shape, generator=g) + self.offset * torch.randn((*z0.shape[:2], 1, 1), generator=g)
         t = torch.randint(0, self.noise_schedule.config.num_train_timesteps, (len(j),), generator=g)
-        self.learn.xb, self.learn.yb = (self.noise_schedule.add_noise(z0, eps, t), t, ids), (eps,)
-        if self.min_snr is not None: self.learn.yb = (eps, min_snr_weights(self.noise_schedule.alphas_cumprod, t, self.min_snr))
+        self.learn.xb = (self.noise_schedule.add_noise(z0, eps, t), t, ids)
+        self.learn.yb = (eps,) if self.min_snr is None else (eps, min_snr_weights(self.noise_schedule.alphas_cumprod, t, self.min_snr))
 
 
 def index_dataloaders(n_iter: int, bs: int, n_valid: int):
