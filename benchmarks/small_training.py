@@ -1,16 +1,17 @@
 """Lesson 7's training recipe over several seeds: how much a run learns, with and without min-SNR weighting.
 
-    python benchmarks/small_training.py [--steps 400 500] [--min-snr 5 0] [--seeds 0 1 2] [--lr 6e-3]
+    python benchmarks/small_training.py [--steps 400 500] [--min-snr 5 0] [--seeds 0 1 2] [--lr 6e-3] [--unet JSON]
 
 Each run is lesson 7's (`toyworld.small`): 1,000 training scenes, batches of 32 over 5 one-cycle epochs
 at peak rate `--lr`, AdamW (wd 0.01), an EMA (decay 0.99) sampled for the result; seed s seeds both the
 model's initial weights and the training noise (the lesson is seed 0, without lr_find's plot). The
 result: the judge reads 60 held-out captions' images (guidance 3, 20 DDIM steps): each attribute's
-share and how many of the 60 have all three right. --min-snr 0 trains on the plain MSE. One run takes
+share and how many of the 60 have all three right. --min-snr 0 trains on the plain MSE; --unet changes
+keys of SMALL_UNET (a cheaper UNet: does it learn as much?). One run takes
 one to two minutes on 2 cores; the default grid (2 step counts x 2 losses x 3 seeds) about 20 minutes.
 Run it alone: two torch processes on two cores slow each other several times over.
 """
-import argparse, copy, os, sys, tempfile
+import argparse, copy, json, os, sys, tempfile
 from functools import partial
 from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -33,10 +34,10 @@ from common import timed
 EPOCHS, BS = 5, 32
 
 
-def run(toy, judge, data, test_scenes, *, steps: int, min_snr: float, seed: int, lr: float):
+def run(toy, judge, data, test_scenes, *, steps: int, min_snr: float, seed: int, lr: float, unet: dict | None = None):
     "One training run as lesson 7's -> (adherence dict, training seconds)."
     train, valid = data
-    model = new_small_model(toy.tokenizer, seed=seed)
+    model = new_small_model(toy.tokenizer, seed=seed, unet=unet)
     learn = Learner(index_dataloaders(steps // EPOCHS, BS, len(valid[0])), model,
                     loss_func=weighted_mse if min_snr else nn.MSELoss(), wd=0.01, path=tempfile.mkdtemp(),
                     opt_func=partial(OptimWrapper, opt=torch.optim.AdamW),
@@ -54,17 +55,20 @@ def main(argv=None):
     ap.add_argument("--min-snr", type=float, nargs="+", default=[5.0, 0.0], help="γ of min-SNR weighting; 0: plain MSE")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--lr", type=float, default=6e-3)
+    ap.add_argument("--unet", type=json.loads, default=None,
+                    help='SMALL_UNET keys to change, as JSON: e.g. \'{"mid_block_type": null}\' or \'{"block_out_channels": [16, 64]}\'')
     a = ap.parse_args(argv)
     toy, judge = load_models("toy"), load_judge()
     train_scenes, valid_scenes, test_scenes = small_scenes(1000, seed=0), small_scenes(64, seed=1), small_scenes(60, seed=2)
     data = [(encode_scenes(toy.vae, s), caption_ids(toy.tokenizer, map(small_caption, s))) for s in (train_scenes, valid_scenes)]
-    print(f"lesson 7's recipe, peak lr {a.lr:g}, batches of {BS}, {torch.get_num_threads()} threads; 60 held-out captions per run")
+    print(f"lesson 7's recipe{f', UNet {a.unet}' if a.unet else ''}, peak lr {a.lr:g}, batches of {BS}, {torch.get_num_threads()} threads; "
+          "60 held-out captions per run")
     print(f"{'steps':>5} | {'loss':>12} | seed | " + " | ".join(f"{x:>10}" for x in SMALL_ATTRIBUTES) + " | all three | train s")
     for steps in a.steps:
         for g in a.min_snr:
             ks = []
             for seed in a.seeds:
-                res, seconds = run(toy, judge, data, test_scenes, steps=steps, min_snr=g, seed=seed, lr=a.lr)
+                res, seconds = run(toy, judge, data, test_scenes, steps=steps, min_snr=g, seed=seed, lr=a.lr, unet=a.unet)
                 ks.append(res["k"])
                 print(f"{steps:5d} | {f'min-SNR γ={g:g}' if g else 'plain MSE':>12} | {seed:4d} | "
                       + " | ".join(f"{res[x]:10.2f}" for x in SMALL_ATTRIBUTES) + f" | {res['k']:5d}/60 | {seconds:7.0f}", flush=True)

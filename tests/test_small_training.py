@@ -69,3 +69,14 @@ def test_min_snr_weights_and_the_weighted_loss():
     (x, t, _), (target, weights) = cb.learn.xb, cb.learn.yb
     assert torch.equal(weights, min_snr_weights(cb.noise_schedule.alphas_cumprod, t, 5.0)) and target.shape == x.shape
     with pytest.raises(ValueError, match="min_snr"): NoisyLatents((z, ids), (z, ids), ids[:1], min_snr=0)
+
+
+def test_new_small_model_takes_unet_changes(toy):
+    "The benchmark's `--unet`: SMALL_UNET with some keys replaced; the text encoder and the seed's weights as before."
+    from course_utils.toyworld.small import SMALL_UNET
+    base, plain = new_small_model(toy.tokenizer), new_small_model(toy.tokenizer, unet={"mid_block_type": None})
+    assert plain.unet.mid_block is None and base.unet.mid_block is not None
+    assert base.unet.config.block_out_channels == tuple(SMALL_UNET["block_out_channels"])
+    for a, b in zip(base.text_encoder.state_dict().values(), plain.text_encoder.state_dict().values()): assert torch.equal(a, b)
+    x, ids = torch.randn(2, 4, 16, 16), caption_ids(toy.tokenizer, ["", "a red circle on the left, sky background"])
+    with torch.no_grad(): assert plain(x, torch.tensor([10, 900]), ids).shape == x.shape

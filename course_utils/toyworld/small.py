@@ -67,12 +67,13 @@ def caption_ids(tokenizer, captions) -> torch.Tensor:
                      return_tensors="pt").input_ids
 
 
-def new_small_model(tokenizer, seed: int = 0):
-    "A fresh UNet (SMALL_UNET) and text encoder (SMALL_TEXT) as one module: model(x_t, t, ids) -> eps."
+def new_small_model(tokenizer, seed: int = 0, unet: dict | None = None):
+    """A fresh UNet (SMALL_UNET, with the keys of `unet` replaced) and text encoder (SMALL_TEXT) as one
+    module: model(x_t, t, ids) -> eps."""
     from .training import TextToEps
     torch.manual_seed(seed)
     te = toymodel.new_text_encoder(len(tokenizer), config=SMALL_TEXT)
-    return TextToEps(toymodel.new_unet(SMALL_UNET), te)
+    return TextToEps(toymodel.new_unet({**SMALL_UNET, **(unet or {})}), te)
 
 
 def min_snr_weights(alphas_cumprod: torch.Tensor, t: torch.Tensor, gamma: float) -> torch.Tensor:
