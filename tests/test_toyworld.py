@@ -57,6 +57,20 @@ def test_a_kept_render_is_the_renderers_and_cannot_be_changed_by_a_caller():
     with pytest.raises(TypeError, match="needs a Scene"): render({"left": "circle"})
 
 
+def test_downsampling_is_numpys_block_mean_bit_for_bit():
+    "The renderer's fast block mean and coverage counts against the plain numpy they replace: the same bits."
+    from course_utils.toyworld.render import _downsample, _coverage, SIZE, SS
+    rng = np.random.default_rng(0)
+    block_mean = lambda a: a.reshape(SIZE, SS, SIZE, SS, *a.shape[2:]).mean(axis=(1, 3))
+    for a in (rng.uniform(0, 255, (SIZE * SS, SIZE * SS, 3)).astype(np.float32),
+              (rng.integers(0, 256, (SIZE * SS, SIZE * SS, 3)) * np.float32(0.35)).astype(np.float32)):
+        out = _downsample(a)
+        assert out.dtype == np.float32 and np.array_equal(out, block_mean(a))
+    owner = rng.integers(0, 5, (SIZE * SS, SIZE * SS)).astype(np.int8)
+    expected = np.stack([block_mean((owner == i).astype(np.float32)) for i in range(5)])
+    assert np.array_equal(_coverage(owner, 5), expected) and _coverage(owner, 5).dtype == np.float32
+
+
 def test_masks_match_the_geometry():
     o = Obj("circle", "red", x=20, y=30, r=10)
     s = Scene(o, Obj("square", "blue", x=48, y=30, r=10), "white")

@@ -69,7 +69,27 @@ def _body_colors(o: Obj, X) -> np.ndarray:
 
 
 def _downsample(a: np.ndarray) -> np.ndarray:
-    return a.reshape(SIZE, SS, SIZE, SS, *a.shape[2:]).mean(axis=(1, 3))
+    """The mean of each SS x SS block of the fine grid: the SS² sub-pixels added one at a time, row by row
+    (bit for bit numpy's `.mean(axis=(1, 3))` of the blocks, in a tenth of its time), then / SS²."""
+    b = a.reshape(SIZE, SS, SIZE, SS, *a.shape[2:])
+    s = b[:, 0, :, 0].copy()
+    for i in range(SS):
+        for j in range(SS):
+            if i or j: s += b[:, i, :, j]
+    return s / np.float32(SS * SS)
+
+
+@lru_cache(maxsize=1)
+def _block_index() -> np.ndarray:
+    "Fine grid -> the index of its coarse pixel (SIZE·SS x SIZE·SS ints in [0, SIZE²))."
+    c = np.arange(SIZE * SS) // SS
+    return c[:, None] * SIZE + c[None, :]
+
+
+def _coverage(owner: np.ndarray, n: int) -> np.ndarray:
+    "n x SIZE x SIZE float32: the share of each coarse pixel's sub-pixels that entity i owns (counted, / SS²)."
+    counts = np.bincount((owner.astype(np.intp) * SIZE * SIZE + _block_index()).ravel(), minlength=n * SIZE * SIZE)
+    return counts.reshape(n, SIZE, SIZE).astype(np.float32) / np.float32(SS * SS)
 
 
 def render_array(scene: Scene) -> tuple[np.ndarray, dict, dict]:
@@ -93,7 +113,7 @@ def render_array(scene: Scene) -> tuple[np.ndarray, dict, dict]:
         if acc is not None:
             sub[acc] = DARK
             names.append(f"{slot}.accessory"); own[acc] = len(names) - 1
-    cover = np.stack([_downsample((owner == i).astype(np.float32)) for i in range(len(names))])
+    cover = _coverage(owner, len(names))
     label = cover.argmax(0)  # each pixel belongs to the entity covering most of it
     masks = {n: label == i for i, n in enumerate(names)}
     return _downsample(img), masks, dict(zip(names, cover))
@@ -110,7 +130,7 @@ def _rendered(scene: Scene) -> tuple[np.ndarray, dict, dict]:
 
 def render(scene: Scene) -> Render:
     """Render `scene`: a 64x64 PIL RGB image and a bool mask per entity. The last 512 scenes' renders
-    are kept (a table scores each edit's source and target several times, 4 ms a render); each call
+    are kept (a table scores each edit's source and target several times, 2 ms a render); each call
     gets its own copies, so what a caller changes stays its own."""
     if not isinstance(scene, Scene): raise TypeError(f"render needs a Scene, got {type(scene).__name__}")
     u8, masks, cover = _rendered(scene)
