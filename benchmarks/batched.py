@@ -19,6 +19,9 @@ First, the ceiling: the UNet alone, milliseconds per row (batch entry) at the ba
 feed it (2 rows: one image with CFG; 2B: B images). A batch saves the per-call cost and no more: the
 ratio of per-row times, 2 rows vs 2B, is the speed-up batching can give the UNet calls at batch B, and
 they are most of every editor's time (the rest, per-call work outside the UNet, can shrink further).
+Then the UNet's arithmetic per row (FlopCounterMode) over its time: the rate it computes at, beside a large
+matrix product's (about the most the machine's arithmetic gives). At large batches the UNet gets within
+a small factor of it: past that point only fewer rows make a table faster.
 Run it alone: two torch processes on two cores slow each other several times over. Each time is the
 best of `--repeat` runs, looped and batched taken in turn (timeit's rule: the minimum is the run least
 disturbed by the rest of the machine; single runs of this benchmark moved by up to 1.5x).
@@ -62,6 +65,24 @@ def unet_ms_per_row(m, rows: int, reps: int = 3) -> float:
     return 1e3 * t / reps / rows
 
 
+def unet_gflop_per_row(m) -> float:
+    "The UNet's floating-point operations for one row (torch's FlopCounterMode: convolutions, matmuls, attention)."
+    from torch.utils.flop_counter import FlopCounterMode
+    c = m.unet.config
+    x = torch.randn(1, c.in_channels, c.sample_size, c.sample_size, device=m.unet.device, dtype=m.unet.dtype)
+    emb = torch.randn(1, m.tokenizer.model_max_length, c.cross_attention_dim, device=x.device, dtype=x.dtype)
+    with torch.no_grad(), FlopCounterMode(display=False) as count:
+        m.unet(x, 500, encoder_hidden_states=emb)
+    return count.get_total_flops() / 1e9
+
+
+def matmul_gflops(device, dtype, n: int = 2048, reps: int = 5) -> float:
+    "The rate of one large n x n matrix product on this device: about the most its arithmetic gives (best of reps)."
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    a @ b
+    return 2 * n ** 3 / min(timed(lambda: a @ b)[1] for _ in range(reps)) / 1e9
+
+
 def editors(m):
     "name -> (ours(images, edits) for a batch, diffusers(images, edits) -> the images it edited, or None)."
     de = diffusers_diffedit(m)
@@ -102,6 +123,9 @@ def main(argv=None):
     per_row = {r: unet_ms_per_row(m, r) for r in sorted({2} | {2 * B for B in a.sizes})}
     print("the UNet alone, ms per row: " + ", ".join(f"{r} rows {t:.1f}" for r, t in per_row.items()) +
           " -> the UNet calls' speed-up at B = " + ", ".join(f"{B}: {per_row[2] / per_row[2 * B]:.1f}x" for B in a.sizes))
+    gflop = unet_gflop_per_row(m)
+    print(f"a row is {gflop:.3f} GFLOP: the UNet computes at " + ", ".join(f"{gflop / t * 1e3:.0f}" for t in per_row.values()) +
+          f" GFLOP/s at those batch sizes; a {2048}x{2048} matrix product at {matmul_gflops(m.unet.device, m.unet.dtype):.0f}")
     print("seconds (looped = B single-image calls, batched = one call)")
     print(f"{'editor':>38} | {'B':>3} | {'looped':>7} | {'batched':>7} | speed-up | outside UNet | diffusers s/edit | ours / diffusers")
     for name, (ours, theirs) in editors(m).items():
