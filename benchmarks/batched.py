@@ -76,7 +76,7 @@ def unet_gflop_per_row(m) -> float:
     return count.get_total_flops() / 1e9
 
 
-def matmul_gflops(device, dtype, n: int = 2048, reps: int = 5) -> float:
+def matmul_gflops(device, dtype, n: int, reps: int = 5) -> float:
     "The rate of one large n x n matrix product on this device: about the most its arithmetic gives (best of reps)."
     a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     a @ b
@@ -125,7 +125,7 @@ def main(argv=None):
           " -> the UNet calls' speed-up at B = " + ", ".join(f"{B}: {per_row[2] / per_row[2 * B]:.1f}x" for B in a.sizes))
     gflop = unet_gflop_per_row(m)
     print(f"a row is {gflop:.3f} GFLOP: the UNet computes at " + ", ".join(f"{gflop / t * 1e3:.0f}" for t in per_row.values()) +
-          f" GFLOP/s at those batch sizes; a {2048}x{2048} matrix product at {matmul_gflops(m.unet.device, m.unet.dtype):.0f}")
+          f" GFLOP/s at those batch sizes; a 2048x2048 matrix product at {matmul_gflops(m.unet.device, m.unet.dtype, n=2048):.0f}")
     print("seconds (looped = B single-image calls, batched = one call)")
     print(f"{'editor':>38} | {'B':>3} | {'looped':>7} | {'batched':>7} | speed-up | outside UNet | diffusers s/edit | ours / diffusers")
     for name, (ours, theirs) in editors(m).items():
