@@ -212,8 +212,11 @@ def img2img(models, image, prompt: str, *, strength: float = 0.8, guidance_scale
             num_inference_steps: int = 50, negative_prompt=None, seed: int = 0, return_latents: bool = False,
             progress: bool = True):
     """SDEdit: noise the image's latents to `strength` of the way, then sample with `prompt` (no mask).
-    A batch: a list of images with a prompt and seed for all or one per image; each image's noise
-    comes from its own seed."""
+
+    image: PIL RGB of the model's size -> the edited image (and its 1 x 4 x h x w latents with
+    `return_latents`). A batch: a list of B images with a prompt and seed for all or one per image,
+    in one UNet call per step (2B rows with guidance) -> a list of B images (and B x 4 x h x w
+    latents); each image's noise comes from its own seed, so it comes out as it would alone."""
     images, batched = as_images(image)
     prompts = per_image_prompts(prompt, len(images), "prompt")
     z0 = encode_image(models, images)
