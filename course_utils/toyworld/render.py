@@ -70,7 +70,7 @@ def _body_colors(o: Obj, X) -> np.ndarray:
 
 def _downsample(a: np.ndarray) -> np.ndarray:
     """The mean of each SS x SS block of the fine grid: the SS² sub-pixels added one at a time, row by row
-    (bit for bit numpy's `.mean(axis=(1, 3))` of the blocks, in a tenth of its time), then / SS²."""
+    (bit for bit numpy's `.mean(axis=(1, 3))` of the blocks, in a quarter of its time: 0.47 against 1.83 ms), then / SS²."""
     b = a.reshape(SIZE, SS, SIZE, SS, *a.shape[2:])
     s = b[:, 0, :, 0].copy()
     for i in range(SS):
