@@ -6,7 +6,7 @@ did the judge read wrong — of the edited object, the other object, or the back
 Held-out edits (offset 150 000, as benchmarks/editors.py), the tiny model's settings (toy_ledits), the
 edits named by whole captions (the default) or by a few words per concept (short).
 For a background edit every object attribute counts as "an object". Some of these misreads are the
-stage's own (the exact target through the VAE is read strictly 0.92-0.96 of the time, README).
+stage's own (the exact target through the VAE is read strictly 0.92-0.96 of the time, docs/measurements.md).
 """
 import argparse, os, sys, collections
 from pathlib import Path

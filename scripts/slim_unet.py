@@ -59,7 +59,7 @@ out (offset 150 000, 48 per kind, DiffEdit only, to check issue 13's bar of 0.90
 0.83 / 0.88 (shipped 0.90), so not shipped then. On 48 tuning edits per object kind (offset 100 000)
 the weight-16 student and its teacher both landed double edits 0.90 with the mask's growth at 0.2;
 re-tuned there for the student, growth 0.15 (colour 0.92 -> 0.98, texture 0.96, shape 0.90 -> 0.92,
-double 0.90 -> 0.94, for 0.6-0.7 dB outside), and shipped. README, "Why not 5x", has the rest.
+double 0.90 -> 0.94, for 0.6-0.7 dB outside), and shipped. docs/measurements.md, "Why not 5x", has the rest.
 
 `narrow` (widths 32/64/96, stage 2c's blocks), distilled from the shipped stage-2c UNet on the CPU,
 12 epochs with pair weight 16 (33 min): validation 0.032; on the 84 tuning edits DiffEdit 0.95,

@@ -34,7 +34,7 @@ per kind) 0.86 -> 0.93, added accessories 0.71 -> 0.92. Stage 2 was stopped once
 stage 2's checkpoint. Stage 2c was added last (2026-12-01), run on the then-shipped stage-2b model
 as `scripts/slim_unet.py --method distil --epochs 8 --pair-weight 16` (the same call): 2,000 steps at
 batch 32, 27 min (~0.8 s a step); distillation loss on held-out scenes 0.0187 after the last epoch;
-1.3-1.7x cheaper per UNet row, 1.7x per edit. Results: README.md, from `benchmarks/engine.py` and
+1.3-1.7x cheaper per UNet row, 1.7x per edit. Results: README.md and docs/measurements.md, from `benchmarks/engine.py` and
 `benchmarks/editors.py`.
 """
 import argparse, sys, time
