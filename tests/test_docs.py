@@ -15,7 +15,12 @@ def slug(heading: str) -> str:
 
 
 def anchors(page: Path) -> set[str]:
-    return {slug(line.lstrip("#")) for line in page.read_text().splitlines() if line.startswith("#")}
+    "The anchors of a page's headings (not of the comments in its fenced code blocks)."
+    found, fenced = set(), False
+    for line in page.read_text().splitlines():
+        if line.startswith("```"): fenced = not fenced
+        elif line.startswith("#") and not fenced: found.add(slug(line.lstrip("#")))
+    return found
 
 
 def test_slug_follows_github():
