@@ -5,12 +5,7 @@ import torch
 from course_utils.ledits import ddpm_invert, ledits_edit, EditConcept, caption_concepts
 from course_utils.metrics import HELD_OUT
 from course_utils.toyworld import random_scene, render
-
-
-def close(a, b, rel=1e-4):
-    "Equal to float tolerance on the whole tensor (batched and single convolutions round differently)."
-    err = ((a - b).norm() / b.norm()).item()
-    assert err <= rel, f"relative error {err:.1e} > {rel:.0e}"
+from tolerance import close
 
 
 @pytest.fixture(scope="module")

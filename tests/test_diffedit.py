@@ -7,6 +7,7 @@ from course_utils.diffedit import diffedit_mask, diffedit_mask_single_prompt, di
 from course_utils.inversion import ddim_invert
 from course_utils.metrics import HELD_OUT
 from course_utils.toyworld import random_scene, render, EDITS
+from tolerance import close
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def test_mask_chunks_bound_memory_not_the_result(random_models, edit):
     finally: h.remove()
     assert calls == [4, 4, 4]
     b = diffedit_mask(random_models, im, edit.source_prompt, edit.target_prompt, n=6)
-    assert torch.allclose(a.soft, b.soft, atol=1e-5)
+    close(a.soft, b.soft)   # chunks of 4 rows and one call of 12 round differently (tolerance.py)
 
 
 def test_mask_does_not_depend_on_guidance_scale_or_threshold_on_soft(random_models, edit):
