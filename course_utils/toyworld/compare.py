@@ -17,7 +17,7 @@ concepts, and its cross-attention masks mix a batch's images: `ledits.diffusers_
 Settings, all fixed beforehand:
 - SDEdit: img2img with the target caption, strength 0.6, 25 DDIM steps, guidance 7.5.
 - DiffEdit: the paper's mask (source vs target caption, n = 10, strength 0.5, threshold 0.5), with the
-  tiny model's options read from the captions (`diffedit_mask_options`: grown by hysteresis to 0.2 when
+  tiny model's options read from the captions (`diffedit_mask_options`: grown by hysteresis to 0.15 when
   an object's colour, texture or shape changes; threshold 0.05 when the background does), DDIM encoding
   to 0.8, masked decoding, 25 steps; "DiffEdit, one prompt": the seed's single-prompt mask (+/- g), alike.
 - LEDITS++: SDE-DPM-Solver++ inversion and edit, 20 steps, skip 0.15, the edit named by whole
