@@ -10,9 +10,9 @@ PY := $(VENV)/bin/python
 LOCK := requirements/lock.txt
 UV_VERSION := 0.13.9
 # Two pytest-xdist workers (conftest.py gives each its share of the cores), a notebook or test module each
-# at a time, the longest lessons first (they are listed first): WORKERS=0 runs everything in this process.
+# at a time, the longest lessons first (conftest.py orders them): WORKERS=0 runs everything in this process.
 WORKERS ?= 2
-TEST_ARGS := $$(ls -r notebooks/*.ipynb) tests --nbval-lax -p no:cacheprovider -n $(WORKERS) --dist loadscope --no-loadscope-reorder
+TEST_ARGS := notebooks/*.ipynb tests --nbval-lax -p no:cacheprovider -n $(WORKERS) --dist loadscope --no-loadscope-reorder
 
 .PHONY: setup lab test lock lock-upgrade test-newest notebooks benchmarks
 setup: $(VENV)/.installed

@@ -1,7 +1,8 @@
 """Two things for the whole suite: cores shared out between pytest-xdist's workers, and widgets after Run All.
 
 **Cores.** `make test` runs the suite on 2 workers (`-n 2 --dist loadscope`: each notebook, with its
-widget probe, and each test module stays on one worker). Each worker, and each lesson kernel it
+widget probe, and each test module stays on one worker; the lessons go first, longest first, so that
+the two workers finish together: `LONGEST_FIRST`). Each worker, and each lesson kernel it
 starts, gets its share of the cores as torch's thread count (`OMP_NUM_THREADS`, which the kernels
 inherit): on a 2-core machine one thread each, which does more work per second than two processes of
 two threads fighting (~5x slower) or one process of two (the tiny model's small ops use the second
@@ -110,8 +111,21 @@ def pytest_configure(config):
     if "torch" in sys.modules: sys.modules["torch"].set_num_threads(config.worker_threads)
 
 
+# The lessons, longest first as nbval runs them (one torch thread each: `benchmarks/course.py --nbval`,
+# 2026-12-06: 191, 102, 92, 69, 55, 48, 21, 11 s), so that two workers that each take the next lesson
+# finish together; a notebook not listed, then every test module, keep their order after these.
+LONGEST_FIRST = ("07_", "06_", "01_", "03_", "05_", "02_", "04_", "00_")
+
+
+def _lesson_rank(item) -> int:
+    name = item.path.name
+    return next((k for k, p in enumerate(LONGEST_FIRST) if name.startswith(p) and name.endswith(".ipynb")), len(LONGEST_FIRST))
+
+
 def pytest_collection_modifyitems(session, config, items):
-    "After the last cell of each notebook that imports ipywidgets, add its widget probe."
+    """Lessons longest first (a stable sort: each notebook's cells keep their order); then, after the
+    last cell of each notebook that imports ipywidgets, its widget probe."""
+    items[:] = sorted(items, key=_lesson_rank)
     if IPyNbCell is None: return
     last = {}
     for k, item in enumerate(items):

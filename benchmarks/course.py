@@ -1,15 +1,22 @@
 """What the whole course costs: every lesson executed top to bottom in a fresh kernel, timed lesson by lesson.
 
     python benchmarks/course.py [notebooks/03_diffedit_editing.ipynb ...] [--threads 1] [--top 3]
+    python benchmarks/course.py --nbval [--workers 2]
 
 Each lesson runs as `make notebooks` runs it (`scripts/nbtools.py`: a fresh kernel started in
 notebooks/), but nothing is saved. Prints each lesson's seconds (wall time, kernel start included)
 and its slowest cells, then the course's total against issue 14's goals: the whole course in at most
 4 minutes, no lesson over 90 s. `--threads 1` gives every kernel one torch thread, as each of `make
 test`'s two workers has on a 2-core machine (`conftest.py`); by default torch takes every core.
+
+`--nbval` runs the lessons as `make test` does instead: pytest's nbval over the notebooks alone, on
+`--workers` pytest-xdist workers (one torch thread each on 2 cores; 0: one process), longest lesson
+first (conftest.py's order). It prints each lesson's seconds as nbval reports them (its cells and the widget check, summed:
+the kernel's start is not in them) and the wall time of the whole run.
 Run it alone: two torch processes on two cores slow each other several times over.
 """
-import argparse, os, sys, time
+import argparse, os, subprocess, sys, tempfile, time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,8 +31,11 @@ def main(argv=None):
     ap.add_argument("notebooks", nargs="*", help="lessons to run (default: every notebook in notebooks/)")
     ap.add_argument("--threads", type=int, help="torch threads per kernel (OMP_NUM_THREADS); default: torch's own choice")
     ap.add_argument("--top", type=int, default=3, help="slowest cells to list per lesson")
+    ap.add_argument("--nbval", action="store_true", help="run the lessons under nbval, as make test does")
+    ap.add_argument("--workers", type=int, default=2, help="with --nbval: pytest-xdist workers (0: one process)")
     a = ap.parse_args(argv)
     paths = [Path(p) for p in a.notebooks] or sorted((ROOT / "notebooks").glob("*.ipynb"))
+    if a.nbval: return nbval(paths, a.workers)
     if a.threads: os.environ["OMP_NUM_THREADS"] = str(a.threads)   # the kernels inherit it
     print(f"{len(paths)} lessons, {a.threads or 'all'} torch thread(s) per kernel, {os.cpu_count()} cores", flush=True)
     times = {}
@@ -36,10 +46,35 @@ def main(argv=None):
         print(f"{path.name:<36} {times[path.name]:6.1f} s{'  (over 90 s)' if times[path.name] > LESSON_GOAL else ''}", flush=True)
         for i, s, line in sorted(cells, key=lambda c: -c[1])[:a.top]:
             print(f"    cell {i:>2}: {s:6.1f} s  {line[:70]}")
-    total, over = sum(times.values()), [n[:2] for n, s in times.items() if s > LESSON_GOAL]
-    print(f"{'the course':<36} {total:6.1f} s = {total / 60:.1f} min; goal {COURSE_GOAL // 60} min: "
-          + ("met" if total <= COURSE_GOAL else f"{total / COURSE_GOAL:.1f}x over")
-          + f"; lessons over {LESSON_GOAL} s: {', '.join(over) or 'none'}")
+    print(verdict(times, sum(times.values()), "the course"))
+
+
+def verdict(times: dict, total: float, what: str) -> str:
+    over = [n[:2] for n, t in times.items() if t > LESSON_GOAL]
+    return (f"{what:<36} {total:6.1f} s = {total / 60:.1f} min; goal {COURSE_GOAL // 60} min: "
+            + ("met" if total <= COURSE_GOAL else f"{total / COURSE_GOAL:.1f}x over")
+            + f"; lessons over {LESSON_GOAL} s: {', '.join(over) or 'none'}")
+
+
+def nbval(paths, workers: int):
+    "The lessons under nbval as `make test` runs them (Makefile's TEST_ARGS without tests/): seconds per lesson, and the run's wall time."
+    xml = Path(tempfile.mkdtemp()) / "nbval.xml"
+    spread = ["-n", str(workers), "--dist", "loadscope", "--no-loadscope-reorder"] if workers else []
+    cmd = [sys.executable, "-m", "pytest", *map(str, paths), "--nbval-lax", "-p", "no:cacheprovider",
+           "-q", *spread, f"--junitxml={xml}"]
+    print(f"{len(paths)} lessons under nbval, {workers or 'no'} xdist workers, {os.cpu_count()} cores", flush=True)
+    t0 = time.perf_counter()
+    rc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}).returncode
+    wall = time.perf_counter() - t0
+    times = {}
+    for case in ET.parse(xml).iter("testcase"):
+        name = case.get("classname").removeprefix("notebooks.")
+        times[name] = times.get(name, 0.0) + float(case.get("time"))
+    for name, t in sorted(times.items()):
+        print(f"{name:<36} {t:6.1f} s{'  (over 90 s)' if t > LESSON_GOAL else ''}")
+    print(f"{'the lessons, one after another':<36} {sum(times.values()):6.1f} s")
+    print(verdict(times, wall, f"the run, {workers or 1} at a time"))
+    if rc: sys.exit(f"nbval failed (exit {rc}): the times above are of a failing run")
 
 
 if __name__ == "__main__":

@@ -64,3 +64,12 @@ def test_the_suites_workers_share_the_cores(request):
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert threads == max(1, cores // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
     assert torch.get_num_threads() == threads and os.environ["OMP_NUM_THREADS"] == str(threads)  # kernels inherit it
+
+
+def test_every_lesson_has_its_place_in_the_suites_order(request):
+    "conftest.py's LONGEST_FIRST names each lesson once (a lesson left out would run after the others, whatever its length)."
+    conf = next(p for p in request.config.pluginmanager.get_plugins() if getattr(p, "__file__", None) == str(ROOT / "conftest.py"))
+    lessons = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
+    places = {name: [p for p in conf.LONGEST_FIRST if name.startswith(p)] for name in lessons}
+    assert all(len(p) == 1 for p in places.values()), places
+    assert len(conf.LONGEST_FIRST) == len(lessons), "LONGEST_FIRST names a lesson that is not there"
