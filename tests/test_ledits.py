@@ -10,6 +10,7 @@ from course_utils.metrics import HELD_OUT, held_out_edits
 from course_utils.text import encode_prompt
 from course_utils.toyworld import TOY_LEDITS, TOY_LEDITS_SKIP, concept_kind, short_concepts, short_skip, toy_concepts
 from course_utils.toyworld import random_scene, render, object_phrase
+from tolerance import close
 
 rmse = lambda a, b: (a - b).pow(2).mean().sqrt().item()
 
@@ -157,7 +158,7 @@ def test_warmup_and_cooldown(random_models, image):
     inv = ddpm_invert(random_models, image, num_inversion_steps=6, progress=False)
     _, plain = ledits_edit(random_models, inv, [], return_latents=True, progress=False)
     _, never = ledits_edit(random_models, inv, [EditConcept("a hat", warmup=6)], return_latents=True, progress=False)
-    assert (never - plain).abs().max() < 1e-4  # equal up to the rounding of a 2-row vs a 1-row batch
+    close(never, plain)   # equal up to the rounding of a 2-row vs a 1-row batch (tolerance.py)
     _, masks = ledits_edit(random_models, inv, [EditConcept("a hat", warmup=2, cooldown=4)], record_masks=True, progress=False)
     active = masks["M2"].flatten(1).any(1).tolist()
     assert active == [False, False, True, True, False, False]
@@ -194,7 +195,8 @@ def test_reconstruction_table_in_one_batch_is_each_image_alone(random_models, im
     both = reconstruction_errors(random_models, ims, num_inversion_steps=4)
     alone = [reconstruction_errors(random_models, [im], num_inversion_steps=4) for im in ims]
     for name in ("diffusers LEDITS++", "DDIM inversion"):   # ours are exact (above): rounding level either way
-        assert both[name]["rmse"] == pytest.approx([a[name]["rmse"][0] for a in alone], rel=1e-4), name
+        # an error is a difference of latents, so rounding moves it relatively more: 7e-5 measured on 2 threads
+        assert both[name]["rmse"] == pytest.approx([a[name]["rmse"][0] for a in alone], rel=1e-3), name
 
 
 def test_token_span_finds_the_words_m1_reads(random_models):

@@ -1,15 +1,21 @@
 """Equality to float tolerance, for results computed two ways (in a batch or alone, in chunks or in one call).
 
 A batched convolution rounds differently from a single one (~1e-6 relative; which kernel oneDNN picks
-depends on the batch size and the CPU), and inversion, guidance (s = 7.5) or a mask's difference of
-two noise predictions on random weights amplify that to ~1e-5..1e-4 of the result's norm. A wrong
-seed, prompt, mask or image per row is off by 10 % or more, so a relative bound of 1e-4..1e-3 on
-the whole tensor tells the two apart on any CPU."""
+depends on the batch size, the thread count and the CPU), and inversion, guidance (s = 7.5) or a
+mask's difference of two noise predictions on random weights amplify that: 1e-6..3e-4 of the
+result's norm measured across the suite (2026-12-06, one and two threads, AVX-512). A wrong seed,
+prompt, mask or image per row is off by 10 % or more, so a relative bound of 1e-3 on the whole tensor
+(3e-3 after a DDIM inversion and guidance 7.5) tells the two apart with room on either side."""
 import torch
 
 
-def close(a: torch.Tensor, b: torch.Tensor, rel: float = 1e-4):
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    "‖a − b‖ / ‖b‖ over the whole tensor."
+    return ((a.float() - b.float()).norm() / b.float().norm()).item()
+
+
+def close(a: torch.Tensor, b: torch.Tensor, rel: float = 1e-3):
     "Assert ‖a − b‖ / ‖b‖ <= rel over the whole tensor (shapes must match)."
     assert a.shape == b.shape, (a.shape, b.shape)
-    err = ((a.float() - b.float()).norm() / b.float().norm()).item()
+    err = rel_err(a, b)
     assert err <= rel, f"relative error {err:.1e} > {rel:.0e}"
