@@ -7,7 +7,7 @@ from course_utils.diffedit import diffedit_mask, diffedit_mask_single_prompt, di
 from course_utils.inversion import ddim_invert
 from course_utils.metrics import held_out_edits
 from course_utils.toyworld import render
-from tolerance import close
+from tolerance import close, distinct
 
 REL = 3e-3   # DDIM inversion and guidance 7.5 on random weights amplify rounding up to ~3e-4 (tolerance.py)
 
@@ -32,6 +32,7 @@ def test_masks_batched_equal_single(random_models, batch):
     finally: h.remove()
     assert rows == [2 * 4 * 3], "3 images x 4 samples x (reference, query): one UNet call"
     assert isinstance(masks, list) and len(masks) == 3 and all(isinstance(m, DiffEditMask) for m in masks)
+    distinct(m.soft for m in masks)
     for i, (e, im) in enumerate(zip(edits, ims)):
         one = diffedit_mask(random_models, im, e.source_prompt, e.target_prompt, n=4, seed=i)
         close(masks[i].soft, one.soft, REL)
@@ -51,6 +52,7 @@ def test_inversion_and_edit_batched_equal_single(random_models, batch):
     finally: h.remove()
     assert rows == [6] * 4, "one UNet call of 2 x 3 rows per step"
     assert len(out) == 3 and z.shape == (3, 4, 16, 16)
+    distinct(z)
     for i, (e, im) in enumerate(zip(edits, ims)):
         inv1 = ddim_invert(random_models, im, num_inference_steps=8, ratio=0.5, progress=False)
         close(inv.latents[:, i:i + 1], inv1.latents, REL)
@@ -63,6 +65,7 @@ def test_img2img_batched_equal_single_with_per_image_seeds(random_models, batch)
     edits, ims = batch
     out, z = img2img(random_models, ims, "a red plain circle on the left", strength=0.5, num_inference_steps=6,
                      seed=[3, 4, 5], return_latents=True, progress=False)
+    distinct(z)
     for i, im in enumerate(ims):
         _, z1 = img2img(random_models, im, "a red plain circle on the left", strength=0.5, num_inference_steps=6,
                         seed=3 + i, return_latents=True, progress=False)

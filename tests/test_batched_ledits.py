@@ -5,7 +5,7 @@ import torch
 from course_utils.ledits import ddpm_invert, ledits_edit, EditConcept, caption_concepts
 from course_utils.metrics import HELD_OUT
 from course_utils.toyworld import random_scene, render
-from tolerance import close
+from tolerance import close, distinct
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +30,7 @@ def test_batched_inversion_and_edit_equal_single(random_models, images, solver):
     finally: h.remove()
     assert rows == [(1 + 1) + 1 + (1 + 2)] * 6, "one UNet call per step, Σ (1 + N_i) rows"
     assert len(ims) == 3 and z.shape == (3, 4, 16, 16) and [r["mask"].shape[1] for r in rec] == [1, 0, 2]
+    distinct(z)
     for i, im in enumerate(images):
         one = ddpm_invert(m, im, num_inversion_steps=6, skip=0.2, seed=i + 1, solver=solver, progress=False)
         close(inv.xts[:, i:i + 1], one.xts); close(inv.zs[:, i:i + 1], one.zs)
@@ -68,6 +69,7 @@ def test_unmasked_and_masked_edits_share_a_batch(random_models, images):
     try: _, z = ledits_edit(m, inv, concepts, return_latents=True, progress=False)
     finally: h.remove()
     assert rows == [1 + 3 + 1] * 5
+    distinct(z)
     assert (z[2] - inv.x0[2]).pow(2).mean().sqrt() <= 1e-5            # no edit: exact
     for i, im in enumerate(images):
         one = ddpm_invert(m, im, source_prompt=srcs[i], source_guidance_scale=1.0, num_inversion_steps=5, seed=4 + i,

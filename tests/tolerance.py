@@ -19,3 +19,11 @@ def close(a: torch.Tensor, b: torch.Tensor, rel: float = 1e-3):
     assert a.shape == b.shape, (a.shape, b.shape)
     err = rel_err(a, b)
     assert err <= rel, f"relative error {err:.1e} > {rel:.0e}"
+
+
+def distinct(rows, rel: float = 0.1):
+    "Assert every two of `rows` (a batch's per-image results) differ by more than rel: a row swapped or shared would fail close()."
+    rows = list(rows)
+    for i in range(len(rows)):
+        for j in range(i + 1, len(rows)):
+            assert rel_err(rows[i], rows[j]) > rel, f"rows {i} and {j} are within {rel:.0e} of each other"
