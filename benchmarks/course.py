@@ -11,8 +11,8 @@ test`'s two workers has on a 2-core machine (`conftest.py`); by default torch ta
 
 `--nbval` runs the lessons as `make test` does instead: pytest's nbval over the notebooks alone, on
 `--workers` pytest-xdist workers (one torch thread each on 2 cores; 0: one process), longest lesson
-first (conftest.py's order). It prints each lesson's seconds as nbval reports them (its cells and the widget check, summed:
-the kernel's start is not in them) and the wall time of the whole run.
+first (conftest.py's order). It prints each lesson's seconds as nbval reports them (its cells and
+the widget check, summed: the kernel's start is not in them) and the wall time of the whole run.
 Run it alone: two torch processes on two cores slow each other several times over.
 """
 import argparse, os, subprocess, sys, tempfile, time
