@@ -11,9 +11,9 @@ from course_utils.latents import image_to_latents, latents_to_pil
 from course_utils.toyworld import render, load_judge
 import pytest
 
-# Bars, each below the value measured on these very samples (in brackets; the shipped model, 2026-12-06). Success is strict (every
-# attribute of the target read right, and closer to the target inside the region; metrics.edit_scores);
-# the lenient rate (only the changed attributes) has its own bar where the two differ.
+# Bars, each below the value measured on these very samples (in brackets; the shipped model, 2026-12-06).
+# Success is strict (every attribute of the target read right, and closer to the target inside the region;
+# metrics.edit_scores); the lenient rate (only the changed attributes) has its own bar where the two differ.
 VAE_PSNR = 29.0          # [31.7 dB]
 ADHERENCE = 0.95         # [1.000 of attributes right at s = 5; 0.977 at s = 1]
 MASK_IOU = 0.5           # [0.67]
