@@ -277,11 +277,17 @@ def ddpm_invert(models, image, *, source_prompt: str = "", source_guidance_scale
                            source_guidance_scale, _fingerprint(models), batched, base)
 
 
-def _gaussian_3x3(x: torch.Tensor, sigma: float = 0.5) -> torch.Tensor:
-    "B x h x w -> the same, smoothed by a normalised 3x3 Gaussian (reflect padding), as diffusers does."
-    r = torch.arange(3, dtype=torch.float32) - 1
-    k1 = torch.exp(-r ** 2 / (2 * sigma ** 2)); k = torch.outer(k1, k1); k = (k / k.sum()).to(x.dtype)
-    return F.conv2d(F.pad(x[:, None], (1, 1, 1, 1), mode="reflect"), k[None, None])[:, 0]
+def _gaussian_3x3(x: torch.Tensor, std: float = 2 ** -0.5) -> torch.Tensor:
+    """B x h x w -> the same, smoothed by a normalised 3x3 Gaussian (reflect padding), as diffusers' LEDITS++ does.
+    diffusers (and the paper's code) write the kernel exp(-((d - mean) / (2σ))²) with σ = 0.5: a Gaussian of
+    standard deviation √2 · 0.5 ≈ 0.71, which is `std` here. Written as the weighted sum of the 9 shifted
+    maps, not a conv2d, so that a map gets the same bits alone or in a batch (a CPU convolution picks its
+    kernel, and its order of summation, by batch size)."""
+    d = torch.arange(3, dtype=torch.float32) - 1
+    k1 = torch.exp(-d ** 2 / (2 * std ** 2)); k = torch.outer(k1, k1); k = (k / k.sum()).to(x.dtype)   # k_ij ∝ exp(-(i² + j²) / 2std²)
+    h, w = x.shape[-2:]
+    p = F.pad(x[:, None], (1, 1, 1, 1), mode="reflect")[:, 0]
+    return sum(k[i, j] * p[:, i:i + h, j:j + w] for i in range(3) for j in range(3))   # y = Σ_ij k_ij x_pad[· + i, · + j]
 
 
 def _quantile_masks(x: torch.Tensor, q) -> torch.Tensor:

@@ -2,6 +2,7 @@
 import dataclasses
 import pytest
 import torch
+import torch.nn.functional as F
 from course_utils.ledits import (EditConcept, make_concepts, caption_concepts, ddpm_invert, ledits_edit, edit_vector, concept_mask,
                                  reconstruction_errors, token_span, inversion_scheduler, _gaussian_3x3, _quantile_masks,
                                  concept_masks)
@@ -10,7 +11,7 @@ from course_utils.metrics import HELD_OUT, held_out_edits
 from course_utils.text import encode_prompt
 from course_utils.toyworld import TOY_LEDITS, TOY_LEDITS_SKIP, concept_kind, short_concepts, short_skip, toy_concepts
 from course_utils.toyworld import random_scene, render, object_phrase
-from tolerance import close
+from tolerance import close, rel_err
 
 rmse = lambda a, b: (a - b).pow(2).mean().sqrt().item()
 
@@ -91,8 +92,18 @@ def test_masks_on_a_known_attention_map():
 def test_gaussian_is_normalised_and_quantile_handles_float16():
     x = torch.ones(1, 4, 4)
     assert torch.allclose(_gaussian_3x3(x), x)
+    assert _gaussian_3x3(torch.ones(1, 4, 4, dtype=torch.float16)).dtype == torch.float16
     y = torch.arange(16, dtype=torch.float16).reshape(1, 4, 4)
     assert _quantile_masks(y, [0.9]).sum() == 2
+
+
+def test_gaussian_is_diffusers_ledits_smoothing():
+    "Our 3x3 smoothing of attention maps against diffusers' LEDITS++ (its kernel is a Gaussian of std 0.71, named σ = 0.5)."
+    from diffusers.pipelines.ledits_pp.pipeline_leditspp_stable_diffusion import LeditsGaussianSmoothing
+    x = torch.rand(3, 4, 4, generator=torch.Generator().manual_seed(0))
+    ref = LeditsGaussianSmoothing("cpu")(F.pad(x[:, None], (1, 1, 1, 1), mode="reflect"))[:, 0]   # as its __call__ does
+    close(_gaussian_3x3(x), ref, rel=1e-6)
+    assert rel_err(_gaussian_3x3(x, std=0.5), ref) > 0.1             # a true σ = 0.5 is narrower: the test can tell
 
 
 def test_concept_masks_of_many_concepts_are_each_concepts_own():
