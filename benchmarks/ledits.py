@@ -5,7 +5,8 @@
 1. Reconstruction (no edit), latent RMSE against the image's latents, over several held-out
    images: this course's `ddpm_invert` + `ledits_edit` for both solvers; diffusers'
    `LEditsPPPipelineStableDiffusion` (invert + call without concepts, SDE-DPM-Solver++ as its docs
-   use — with DDIMScheduler diffusers 0.42's `invert` crashes); and DDIM inversion (lesson 3).
+   use — with DDIMScheduler diffusers 0.42's `invert` crashes), as it ships and with its last step
+   made exact (`diffusers_ledits(m, exact=True)`); and DDIM inversion (lesson 3).
 2. Edits on held-out single (colour, texture, add/remove accessory) and double edits (colour +
    accessory), the same concepts, scales, thresholds and steps for both implementations: the
    paper's few-word concepts, the way diffusers' pipeline is made to be used (`toyworld.short_concepts`
@@ -21,9 +22,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
-import torch
 from course_utils import load_models
-from course_utils.ledits import ddpm_invert, ledits_edit, diffusers_ledits, reconstruction_errors
+from course_utils.ledits import ddpm_invert, ledits_edit, diffusers_ledits, diffusers_ledits_edit, reconstruction_errors
 from course_utils.metrics import edit_scores, held_out_edits, held_out_scenes, mask_iou, wilson_interval
 from course_utils.toyworld import render, load_judge, short_concepts, TOY_LEDITS, TOY_LEDITS_SKIP, short_skip
 from common import timed
@@ -48,7 +48,7 @@ def main(argv=None):
     print(f"1. reconstruction without edits: latent RMSE vs the image's latents ({a.steps} steps, skip {rec_skip}, 8 held-out images)")
     rec = reconstruction_errors(m, [render(s).image for s in held_out_scenes(8, offset=70_000)],
                                 num_inversion_steps=a.steps, skip=rec_skip)
-    for k, v in rec.items(): print(f"  {k:>20}: mean {np.mean(v['rmse']):.2e}, max {np.max(v['rmse']):.2e}")
+    for k, v in rec.items(): print(f"  {k:>26}: mean {np.mean(v['rmse']):.2e}, max {np.max(v['rmse']):.2e}")
 
     settings = {k: {**v, **({"scale": a.scale, "reverse_scale": a.scale} if a.scale else {}),
                     **({"threshold": a.threshold} if a.threshold else {})}
@@ -69,13 +69,7 @@ def main(argv=None):
             (out, masks), t = timed(run_ours); t_ours += t
             ours.append(edit_scores(e, out, judge))
             ious.append(mask_iou(masks["mask"][-1].amax(0), e.region))  # union over concepts at the last step
-            def run_theirs():
-                g = torch.Generator().manual_seed(0)
-                ref.invert(image=im, num_inversion_steps=a.steps, skip=skip, generator=g)
-                return ref(editing_prompt=[c.prompt for c in concepts], reverse_editing_direction=[c.reverse for c in concepts],
-                           edit_guidance_scale=[c.scale for c in concepts], edit_threshold=[c.threshold for c in concepts],
-                           use_cross_attn_mask=True, use_intersect_mask=True, generator=g).images[0]
-            out, t = timed(run_theirs); t_theirs += t
+            out, t = timed(lambda: diffusers_ledits_edit(ref, im, concepts, num_inversion_steps=a.steps, skip=skip)); t_theirs += t
             theirs.append(edit_scores(e, out, judge))
         mean = lambda rows, k: float(np.mean([r[k] for r in rows]))
         print(f"{kind:>22} | {mean(ours, 'success'):>12.2f} {mean(ours, 'psnr_outside'):>6.1f} {np.mean(ious):>4.2f} | "

@@ -16,7 +16,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 import torch
 
-__all__ = ["CrossAttentionStore", "StoreCrossAttnProcessor", "capture_cross_attention", "PLACES"]
+__all__ = ["CrossAttentionStore", "StoreCrossAttnProcessor", "capture_cross_attention", "keep_processors", "PLACES"]
 
 
 class CrossAttentionStore:
@@ -91,3 +91,14 @@ def capture_cross_attention(unet, hw: tuple[int, int], places=("down", "up"), *,
         yield store
     finally:
         for mod, proc in zip(layers, original): mod.set_processor(proc)
+
+
+@contextmanager
+def keep_processors(unet):
+    """Within the block, anything may swap the UNet's attention processors; on exit the ones it had are put
+    back. diffusers' LEDITS++ pipeline installs its own (the classic attention, and on the cross-attention
+    layers one that keeps every map in the pipeline's store) on the UNet it shares with the course's
+    helpers, and leaves them there: the next calls would run slower attention and keep growing that store."""
+    original = unet.attn_processors                                  # {layer name: processor}
+    try: yield unet
+    finally: unet.set_attn_processor(original)

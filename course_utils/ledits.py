@@ -59,13 +59,13 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .attention import capture_cross_attention
+from .attention import capture_cross_attention, keep_processors
 from .inversion import encode_image, as_images, per_image, per_image_prompts, generators
 from .latents import latents_to_pil
 from .text import as_prompt_list, encode_prompt
 
 __all__ = ["EditConcept", "make_concepts", "caption_concepts", "LeditsInversion", "inversion_scheduler", "ddpm_invert", "ledits_edit", "edit_vector", "concept_mask", "concept_masks",
-           "diffusers_ledits", "diffusers_ledits_edit", "diffusers_ledits_apply", "diffusers_ledits_rebuild", "reconstruction_errors", "token_span", "SOLVERS", "MASK_TYPES"]
+           "diffusers_ledits", "diffusers_ledits_edit", "diffusers_ledits_apply", "diffusers_ledits_rebuild", "reconstruction_errors", "token_span", "diffusers_token_span", "SOLVERS", "MASK_TYPES"]
 
 SOLVERS = ("ddpm", "dpmpp")
 MASK_TYPES = ("M1", "M2", "mask")
@@ -134,6 +134,14 @@ def token_span(tokenizer, concept: EditConcept) -> tuple[int, int]:
     for s in range(len(ids) - len(sub), -1, -1):
         if ids[s:s + len(sub)] == sub: return 1 + s, 1 + s + len(sub)
     raise ValueError(f"the tokens of {concept.mask_words!r} are not among those of {concept.prompt!r}")
+
+
+def diffusers_token_span(tokenizer, concept: EditConcept) -> tuple[int, int]:
+    """(1, 1 + n): the positions diffusers' LEDITS++ pipeline sums for M1. It counts a prompt's tokens
+    with `return_length=True` after padding to max_length, so n = max_length − 2 for every prompt: the
+    words, then <eos> and padding. Put in place of `token_span` to reproduce its masks (tests, benchmarks/ledits_gap.py)."""
+    n = tokenizer([concept.prompt], padding="max_length", max_length=tokenizer.model_max_length, return_length=True).length[0]
+    return 1, 1 + int(n) - 2
 
 
 def _as_concepts(concepts) -> list[EditConcept]:
@@ -436,12 +444,21 @@ def ledits_edit(models, inversion: LeditsInversion, concepts, *, use_cross_attn_
     return out if len(out) > 1 else images
 
 
-def diffusers_ledits(models):
+def diffusers_ledits(models, *, exact: bool = False):
     """diffusers' `LEditsPPPipelineStableDiffusion` on the same modules, with the SDE-DPM-Solver++ of
     its docs, to compare with. (With DDIMScheduler, diffusers 0.42's `invert` fails: it calls
-    `add_noise` with a float timestep tensor, which cannot index `alphas_cumprod`.)"""
+    `add_noise` with a float timestep tensor, which cannot index `alphas_cumprod`.)
+
+    Its inversion solves each step's noise with its own copy of the solver's second-order update,
+    and its edit samples with the scheduler's `step`; the two part at the last step. As it ships
+    (exact=False) the scheduler ends on σ = 0 (`final_sigmas_type="zero"`), a step with no noise to
+    solve for, so the last latent is the model's guess of x_0 (~0.1 latent RMSE on the tiny model),
+    and takes that step at first order (as it does with under 15 steps: `lower_order_final`). exact=True
+    ends on σ_min, as our `inversion_scheduler`, at second order: then invert + no edit gives x_0 back
+    to float rounding. (Ours reads μ and σ off the scheduler's own step, so its orders always match.)"""
     from diffusers import LEditsPPPipelineStableDiffusion, DPMSolverMultistepScheduler
-    sched = DPMSolverMultistepScheduler.from_config(models.scheduler.config, algorithm_type="sde-dpmsolver++", solver_order=2)
+    last = dict(final_sigmas_type="sigma_min", lower_order_final=False) if exact else {}
+    sched = DPMSolverMultistepScheduler.from_config(models.scheduler.config, algorithm_type="sde-dpmsolver++", solver_order=2, **last)
     return models.pipeline(LEditsPPPipelineStableDiffusion, scheduler=sched)
 
 
@@ -457,18 +474,21 @@ def diffusers_ledits_edit(pipe, image, concepts, *, num_inversion_steps: int = 2
     -> the edited image (or latents with output_type="latent")."""
     if isinstance(image, (list, tuple)):
         raise TypeError("diffusers_ledits_edit takes one image: diffusers' LEDITS++ masks are wrong in a batch (see its doc)")
-    pipe.invert(image=image, num_inversion_steps=num_inversion_steps, skip=skip, generator=torch.Generator().manual_seed(seed))
-    return diffusers_ledits_apply(pipe, concepts, seed=seed, output_type=output_type)
+    with keep_processors(pipe.unet):
+        pipe.invert(image=image, num_inversion_steps=num_inversion_steps, skip=skip, generator=torch.Generator().manual_seed(seed))
+        return diffusers_ledits_apply(pipe, concepts, seed=seed, output_type=output_type)
 
 
 def diffusers_ledits_apply(pipe, concepts, *, seed: int = 0, output_type: str = "pil"):
-    "The edit half of `diffusers_ledits_edit`: diffusers' pipeline edits the image it inverted last."
-    out = pipe(editing_prompt=[c.prompt for c in concepts], edit_guidance_scale=[c.scale for c in concepts],
-               edit_threshold=[c.threshold for c in concepts], reverse_editing_direction=[c.reverse for c in concepts],
-               edit_warmup_steps=[c.warmup for c in concepts],
-               edit_cooldown_steps=[c.cooldown if c.cooldown is not None else 10**6 for c in concepts],
-               use_cross_attn_mask=True, use_intersect_mask=True, generator=torch.Generator().manual_seed(seed),
-               output_type=output_type).images
+    """The edit half of `diffusers_ledits_edit`: diffusers' pipeline edits the image it inverted last (the
+    UNet's attention processors are put back afterwards; `pipe.invert` called directly leaves its own)."""
+    with keep_processors(pipe.unet):
+        out = pipe(editing_prompt=[c.prompt for c in concepts], edit_guidance_scale=[c.scale for c in concepts],
+                   edit_threshold=[c.threshold for c in concepts], reverse_editing_direction=[c.reverse for c in concepts],
+                   edit_warmup_steps=[c.warmup for c in concepts],
+                   edit_cooldown_steps=[c.cooldown if c.cooldown is not None else 10**6 for c in concepts],
+                   use_cross_attn_mask=True, use_intersect_mask=True, generator=torch.Generator().manual_seed(seed),
+                   output_type=output_type).images
     return out if output_type == "latent" else out[0]
 
 
@@ -479,36 +499,40 @@ def diffusers_ledits_rebuild(pipe, images, *, num_inversion_steps: int = 20, ski
     attention store, so unlike an edit a batch is each image's own result).
     -> B images (or B x 4 x h x w latents with output_type="latent")."""
     images = list(images)
-    pipe.invert(image=images, num_inversion_steps=num_inversion_steps, skip=skip, generator=generators(seed, len(images)))
-    return pipe(editing_prompt=None, output_type=output_type, generator=generators(seed, len(images))).images
+    with keep_processors(pipe.unet):
+        pipe.invert(image=images, num_inversion_steps=num_inversion_steps, skip=skip, generator=generators(seed, len(images)))
+        return pipe(editing_prompt=None, output_type=output_type, generator=generators(seed, len(images))).images
 
 
 def reconstruction_errors(models, images, *, num_inversion_steps: int = 20, skip: float = 0.15, progress: bool = True) -> dict:
-    """Invert the images and rebuild them with no edit, four ways: ours (DDPM and SDE-DPM-Solver++),
-    diffusers' LEDITS++ pipeline, and DDIM inversion + decoding (lesson 3). Each way takes the whole
-    list as one batch: ours as every editor does, diffusers' with `diffusers_ledits_rebuild`
-    (`progress`: one bar over the ways).
+    """Invert the images and rebuild them with no edit, five ways: ours (DDPM and SDE-DPM-Solver++),
+    diffusers' LEDITS++ pipeline as it ships and with its last step made exact (`diffusers_ledits`),
+    and DDIM inversion + decoding (lesson 3). Each way takes the whole list as one
+    batch: ours as every editor does, diffusers' with `diffusers_ledits_rebuild` (`progress`: one bar
+    over the ways).
 
     -> {name: {"rmse": latent RMSE against the image's latents, per image, "seconds": the batch's time / B}}"""
     import time
     from .diffedit import diffedit
     from .latents import image_to_latents
     images = list(images)
-    B, n, ref = len(images), num_inversion_steps, diffusers_ledits(models)
+    B, n = len(images), num_inversion_steps
 
     def ours(solver):
         return lambda: ledits_edit(models, ddpm_invert(models, images, num_inversion_steps=n, skip=skip, solver=solver,
                                                        progress=False), [], return_latents=True, progress=False)[1]
 
-    theirs = lambda: diffusers_ledits_rebuild(ref, images, num_inversion_steps=n, skip=skip, output_type="latent")
+    def theirs(exact):
+        return lambda: diffusers_ledits_rebuild(diffusers_ledits(models, exact=exact), images,
+                                                num_inversion_steps=n, skip=skip, output_type="latent")
 
     def ddim():  # DiffEdit with masks of ones and ratio 1: DDIM-invert all the way, decode with the empty prompt
         h = models.unet.config.sample_size
         return diffedit(models, images, [""] * B, [torch.ones(h, h)] * B, ratio=1.0, guidance_scale=1.0,
                         num_inference_steps=n, return_latents=True, progress=False)[1]
 
-    ways = {"DDPM (edit-friendly)": ours("ddpm"), "DPM-Solver++ 2M SDE": ours("dpmpp"), "diffusers LEDITS++": theirs,
-            "DDIM inversion": ddim}
+    ways = {"DDPM (edit-friendly)": ours("ddpm"), "DPM-Solver++ 2M SDE": ours("dpmpp"), "diffusers LEDITS++": theirs(False),
+            "diffusers, exact last step": theirs(True), "DDIM inversion": ddim}
     x0, out = image_to_latents(models, images), {}
     for name, rebuild in tqdm(ways.items(), desc=f"{B} images x {len(ways)} ways", disable=not progress, leave=False):
         t0 = time.perf_counter(); z = rebuild()

@@ -102,9 +102,11 @@ def test_diffusers_helpers_run_the_pipelines_with_the_given_settings(random_mode
     z2 = dec(ims, tgts, ones)
     for i in range(2): close(dec([ims[i]], tgts[i], ones[:1])[0], z2[i])
     with pytest.raises(ValueError, match="masks"): dec(ims, tgts, ones[:1] * 3)
+    before = dict(m.unet.attn_processors)
     lp = diffusers_ledits(m)
     edit = lambda reverse: diffusers_ledits_edit(lp, im, [EditConcept("a red thing", scale=5, threshold=0.5, reverse=reverse)],
                                                  num_inversion_steps=6, output_type="latent")
     plus, minus = edit(False), edit(True)
     assert plus.shape == (1, 4, 16, 16) and not torch.allclose(plus, minus)   # the concept's direction reaches the pipeline
+    assert all(before[k] is v for k, v in m.unet.attn_processors.items())     # its processors do not stay on the shared UNet
     with pytest.raises(TypeError, match="one image"): diffusers_ledits_edit(lp, ims, [EditConcept("a red thing")])

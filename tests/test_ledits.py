@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 from course_utils.ledits import (EditConcept, make_concepts, caption_concepts, ddpm_invert, ledits_edit, edit_vector, concept_mask,
                                  reconstruction_errors, token_span, inversion_scheduler, _gaussian_3x3, _quantile_masks,
-                                 concept_masks)
-from course_utils.attention import capture_cross_attention
+                                 concept_masks, diffusers_ledits, diffusers_ledits_apply)
+from course_utils.attention import capture_cross_attention, keep_processors
 from course_utils.metrics import HELD_OUT, held_out_edits
 from course_utils.text import encode_prompt
 from course_utils.toyworld import TOY_LEDITS, TOY_LEDITS_SKIP, concept_kind, short_concepts, short_skip, toy_concepts
@@ -106,6 +106,35 @@ def test_gaussian_is_diffusers_ledits_smoothing():
     assert rel_err(_gaussian_3x3(x, std=0.5), ref) > 0.1             # a true σ = 0.5 is narrower: the test can tell
 
 
+def test_ledits_edit_is_diffusers_pipeline_once_its_two_differences_are_lined_up(toy, monkeypatch):
+    """Our LEDITS++ edit against diffusers' pipeline handed our inversion. They differ in two places: diffusers'
+    last step lands on σ = 0 at first order (no noise left to absorb the error: its inversion is not exact;
+    ours keeps σ_min) and its M1 sums max_length − 2 token positions (it counts tokens after padding; ours,
+    the concept's words). With both lined up they agree to float rounding, so nothing else differs."""
+    import course_utils.ledits as L
+    exact, shipped = diffusers_ledits(toy, exact=True), diffusers_ledits(toy)
+    edits = held_out_edits("color", 1, offset=160_000) + held_out_edits("color_and_accessory", 1, offset=160_000)
+    with keep_processors(toy.unet):                       # its invert swaps the UNet's processors, shared with the fixture
+        for e in edits:
+            im, cs, skip = render(e.source).image, short_concepts(e), short_skip(e)
+            inv = ddpm_invert(toy, im, num_inversion_steps=20, skip=skip, solver="dpmpp", progress=False)
+
+            def theirs(pipe, concepts):
+                pipe.invert(image=im, num_inversion_steps=20, skip=skip, generator=torch.Generator().manual_seed(0))
+                pipe.init_latents, pipe.zs = inv.xts[0].clone(), inv.zs.clone()     # our inversion in place of its own
+                if not concepts: return pipe(editing_prompt=None, output_type="latent").images
+                return diffusers_ledits_apply(pipe, concepts, output_type="latent")
+
+            close(theirs(exact, []), inv.x0, rel=1e-5)                 # no edit: its exact last step retraces our inversion
+            assert rel_err(theirs(shipped, []), inv.x0) > 0.03          # as it ships: its last latent is the model's guess
+            want = theirs(exact, cs)
+            ours = lambda: ledits_edit(toy, inv, cs, progress=False, return_latents=True)[1]
+            assert rel_err(ours(), want) > 0.03                         # M1 over the concept's words, not 30 positions
+            with monkeypatch.context() as mp:
+                mp.setattr(L, "token_span", L.diffusers_token_span)
+                close(ours(), want)
+
+
 def test_concept_masks_of_many_concepts_are_each_concepts_own():
     "One call for P concepts (what a batched edit step makes) gives each the masks it gets alone, bit for bit."
     g = torch.Generator().manual_seed(0)
@@ -195,9 +224,11 @@ def test_bad_input_says_what_is_wrong(random_models, toy, image):
 
 def test_reconstruction_table_ours_exact_beside_the_others(random_models, image):
     res = reconstruction_errors(random_models, [image, image.transpose(0)], num_inversion_steps=4)
-    assert list(res) == ["DDPM (edit-friendly)", "DPM-Solver++ 2M SDE", "diffusers LEDITS++", "DDIM inversion"]
+    assert list(res) == ["DDPM (edit-friendly)", "DPM-Solver++ 2M SDE", "diffusers LEDITS++", "diffusers, exact last step",
+                         "DDIM inversion"]
     assert all(len(r["rmse"]) == len(r["seconds"]) == 2 for r in res.values())
     assert max(res["DDPM (edit-friendly)"]["rmse"] + res["DPM-Solver++ 2M SDE"]["rmse"]) <= 1e-5
+    assert max(res["diffusers, exact last step"]["rmse"]) <= 1e-5 < min(res["diffusers LEDITS++"]["rmse"])   # its last step
     assert min(res["DDIM inversion"]["rmse"]) > 1e-4   # DDIM inversion is only approximate
 
 
@@ -205,7 +236,7 @@ def test_reconstruction_table_in_one_batch_is_each_image_alone(random_models, im
     ims = [image, image.transpose(0)]
     both = reconstruction_errors(random_models, ims, num_inversion_steps=4)
     alone = [reconstruction_errors(random_models, [im], num_inversion_steps=4) for im in ims]
-    for name in ("diffusers LEDITS++", "DDIM inversion"):   # ours are exact (above): rounding level either way
+    for name in ("diffusers LEDITS++", "DDIM inversion"):   # ours and the exact last step: exact (above): rounding level either way
         # an error is a difference of latents, so rounding moves it relatively more: 7e-5 measured on 2 threads
         assert both[name]["rmse"] == pytest.approx([a[name]["rmse"][0] for a in alone], rel=1e-3), name
 
