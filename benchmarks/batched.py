@@ -4,7 +4,8 @@
 
 For each editor, at each batch size B: the seconds for B single-image calls in a loop, for one call
 with a list of B images, their ratio (the speed-up), and the share of the batched call's wall time
-spent outside UNet calls (the per-step overhead; timed with forward hooks). Where diffusers has a
+spent outside UNet calls and outside any model call (UNet, VAE encoder and decoder, text encoder: what
+is left is the per-step overhead of the loops; timed with forward hooks). Where diffusers has a
 pipeline, its seconds per edit on the same weights and our batched seconds per edit over it: its
 DiffEdit takes the B images as one batch but for the masks (`generate_mask` image by image: a
 batch's masks share one scale), its LEDITS++ one image at a time, looped over min(B, 8) images (in
@@ -37,21 +38,11 @@ from course_utils.diffedit import diffedit_mask, diffedit, img2img, diffusers_di
 from course_utils.ledits import ddpm_invert, ledits_edit, diffusers_ledits, diffusers_ledits_edit, EditConcept
 from course_utils.metrics import held_out_edits
 from course_utils.toyworld import render
-from common import timed
+from common import timed, ModuleClock
 
 STEPS, RATIO, SCALE = 25, 0.8, 7.5
 CONCEPTS = [EditConcept("a thing with a hat on the left", scale=4, threshold=0.7),
             EditConcept("a green thing on the right", scale=5, threshold=0.8)]
-
-
-class UNetClock:
-    "Seconds spent inside the UNet's forward, summed (pre/post forward hooks)."
-    def __init__(self, unet):
-        self.total, self._t0 = 0.0, None
-        self._h = [unet.register_forward_pre_hook(self._pre), unet.register_forward_hook(self._post)]
-    def _pre(self, *a): self._t0 = time.perf_counter()
-    def _post(self, *a): self.total += time.perf_counter() - self._t0
-    def remove(self): [h.remove() for h in self._h]
 
 
 def unet_ms_per_row(m, rows: int, reps: int = 3) -> float:
@@ -127,26 +118,26 @@ def main(argv=None):
     print(f"a row is {gflop:.3f} GFLOP: the UNet computes at " + ", ".join(f"{gflop / t * 1e3:.0f}" for t in per_row.values()) +
           f" GFLOP/s at those batch sizes; a 2048x2048 matrix product at {matmul_gflops(m.unet.device, m.unet.dtype, n=2048):.0f}")
     print("seconds (looped = B single-image calls, batched = one call)")
-    print(f"{'editor':>38} | {'B':>3} | {'looped':>7} | {'batched':>7} | speed-up | outside UNet | diffusers s/edit | ours / diffusers")
+    print(f"{'editor':>38} | {'B':>3} | {'looped':>7} | {'batched':>7} | speed-up | outside UNet | per-step overhead | diffusers s/edit | ours / diffusers")
     for name, (ours, theirs) in editors(m).items():
         ours([render(pool[0].source).image], pool[:1])                       # warm-up (diffusers' too: its first call is slow)
         if theirs is not None: theirs([render(pool[0].source).image], pool[:1])
         for B in a.sizes:
             es = pool[:B]; ims = [render(e.source).image for e in es]
-            looped, batched, inside = float("inf"), float("inf"), 0.0
+            looped, batched, unet, others = float("inf"), float("inf"), 0.0, 0.0
             for _ in range(a.repeat):                                       # in turn; the best of each
                 looped = min(looped, timed(lambda: [ours([im], [e]) for im, e in zip(ims, es)])[1])
-                clock = UNetClock(m.unet)
+                clocks = ModuleClock(m.unet), ModuleClock(m.vae.encoder, m.vae.decoder, m.text_encoder)
                 try: t = timed(lambda: ours(ims, es))[1]
-                finally: clock.remove()
-                if t < batched: batched, inside = t, clock.total
+                finally: [c.remove() for c in clocks]
+                if t < batched: batched, unet, others = t, clocks[0].total, clocks[1].total
             ref = "" if theirs is None else None
             if theirs is not None:
                 runs = [timed(lambda: theirs(ims, es)) for _ in range(a.repeat)]
                 t = min(t for _, t in runs) / len(runs[0][0])                 # seconds per edit
                 ref = f"{t:16.3f} | {batched / B / t:16.2f}"
             print(f"{name:>38} | {B:>3} | {looped:7.2f} | {batched:7.2f} | {looped / batched:7.1f}x | "
-                  f"{1 - inside / batched:11.0%} | {ref or '':>16}", flush=True)
+                  f"{1 - unet / batched:11.0%} | {1 - (unet + others) / batched:16.0%} | {ref or '':>16}", flush=True)
 
 
 if __name__ == "__main__":

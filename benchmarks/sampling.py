@@ -15,16 +15,7 @@ import numpy as np
 import torch
 from course_utils import load_models, generate
 from course_utils.metrics import held_out_scenes
-
-
-class UNetClock:
-    "Accumulates the time spent inside unet.forward."
-    def __init__(self, unet):
-        self.total, self._t0 = 0.0, None
-        self.hooks = [unet.register_forward_pre_hook(self.start), unet.register_forward_hook(self.stop)]
-    def start(self, *a): self._t0 = time.perf_counter()
-    def stop(self, *a): self.total += time.perf_counter() - self._t0
-    def remove(self): [h.remove() for h in self.hooks]
+from common import ModuleClock
 
 
 def main(argv=None):
@@ -45,7 +36,7 @@ def main(argv=None):
     }
     for f in runs.values(): f()  # warm-up
     wall = {k: [] for k in runs}; unet = {k: [] for k in runs}
-    clock = UNetClock(m.unet)
+    clock = ModuleClock(m.unet)
     for _ in range(a.repeats):
         for k, f in runs.items():  # alternate, so both see the same machine state
             clock.total = 0.0
