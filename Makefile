@@ -11,6 +11,7 @@ LOCK := requirements/lock.txt
 UV_VERSION := 0.13.9
 # Two pytest-xdist workers (conftest.py gives each its share of the cores), a notebook or test module each
 # at a time, the longest lessons first (conftest.py orders them): WORKERS=0 runs everything in this process.
+# (benchmarks/course.py --nbval reads TEST_ARGS from here, to time the lessons as make test runs them.)
 WORKERS ?= 2
 TEST_ARGS := notebooks/*.ipynb tests --nbval-lax -p no:cacheprovider -n $(WORKERS) --dist loadscope --no-loadscope-reorder
 

@@ -56,12 +56,16 @@ def verdict(times: dict, total: float, what: str) -> str:
             + f"; lessons over {LESSON_GOAL} s: {', '.join(over) or 'none'}")
 
 
+def make_test_options(workers: int) -> list[str]:
+    "pytest's options as `make test` gives them (the Makefile's TEST_ARGS, its paths left out), with `workers` xdist workers."
+    line = next(l for l in (ROOT / "Makefile").read_text().splitlines() if l.startswith("TEST_ARGS :="))
+    return [a for a in line.split(":=", 1)[1].replace("$(WORKERS)", str(workers)).split() if a not in ("notebooks/*.ipynb", "tests")]
+
+
 def nbval(paths, workers: int):
     "The lessons under nbval as `make test` runs them (Makefile's TEST_ARGS without tests/): seconds per lesson, and the run's wall time."
     xml = Path(tempfile.mkdtemp()) / "nbval.xml"
-    spread = ["-n", str(workers), "--dist", "loadscope", "--no-loadscope-reorder"] if workers else []
-    cmd = [sys.executable, "-m", "pytest", *map(str, paths), "--nbval-lax", "-p", "no:cacheprovider",
-           "-q", *spread, f"--junitxml={xml}"]
+    cmd = [sys.executable, "-m", "pytest", *map(str, paths), *make_test_options(workers), "-q", f"--junitxml={xml}"]
     print(f"{len(paths)} lessons under nbval, {workers or 'no'} xdist workers, {os.cpu_count()} cores", flush=True)
     t0 = time.perf_counter()
     rc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}).returncode
