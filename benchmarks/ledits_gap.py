@@ -36,9 +36,9 @@ def main(argv=None):
     a = ap.parse_args(argv)
     m, judge = load_models("toy", "cpu"), load_judge()
     shipped, exact = L.diffusers_ledits(m), L.diffusers_ledits(m, exact=True)
-    words = m.tokenizer("a thing on the left").input_ids
-    span = L.diffusers_token_span(m.tokenizer, L.EditConcept("a thing on the left"))
-    print(f"'a thing on the left': {len(words) - 2} word tokens; diffusers' pipeline sums {span[1] - span[0]} positions "
+    c = L.EditConcept("a thing on the left")
+    (a0, a1), (b0, b1) = L.token_span(m.tokenizer, c), L.diffusers_token_span(m.tokenizer, c)
+    print(f"'{c.prompt}': {a1 - a0} word tokens; diffusers' pipeline sums {b1 - b0} positions "
           f"(max_length {m.tokenizer.model_max_length} − 2)")
     won = {r: {} for r in ROWS}
     for kind in EDITS:
