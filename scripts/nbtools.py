@@ -1,12 +1,16 @@
-"""Notebook upkeep: execute lessons top to bottom and save them clean (outputs kept, no widget state).
+"""Notebook upkeep: execute lessons top to bottom and save them clean (outputs kept, no widgets).
 
     python scripts/nbtools.py run notebooks/01_sampling_and_guidance.ipynb [...]   (or: make notebooks)
     python scripts/nbtools.py check-env
 
-Runs each notebook in a fresh kernel of this interpreter from notebooks/, then strips
-`metadata.widgets` (widget state blobs) so that saved lessons carry their outputs but no widget
-state. Lessons are saved only from the locked environment (requirements/lock.txt): `run` stops if
-an installed version differs from the lock (`--any-env` overrides, for experiments not to commit).
+Runs each notebook in a fresh kernel of this interpreter from notebooks/, then strips its widgets:
+the widget state (`metadata.widgets`, blobs that hold every image an explorer drew) and the outputs
+that display a widget (progress bars, explorers). Without their state JupyterLab draws each of those
+as "Error displaying widget: model not found" until the cell runs again, and other viewers print the
+bar's first frame ("0%|"); so a saved lesson shows its text and figures, and its progress bars and
+explorers appear when the learner runs it. Lessons are saved only from the locked environment
+(requirements/lock.txt): `run` stops if an installed version differs from the lock (`--any-env`
+overrides, for experiments not to commit).
 """
 import sys, time
 from importlib.metadata import version, PackageNotFoundError
@@ -38,11 +42,16 @@ def check_env():
     return not wrong
 
 
-def strip_widget_state(nb):
+WIDGET_VIEW, WIDGET_STATE = "application/vnd.jupyter.widget-view+json", "application/vnd.jupyter.widget-state+json"
+
+
+def strip_widgets(nb):
+    "`nb` without widget state and without the outputs that display a widget (they cannot render without it)."
     nb.metadata.pop("widgets", None)
     for c in nb.cells:
-        for o in c.get("outputs", []):
-            o.get("data", {}).pop("application/vnd.jupyter.widget-state+json", None)
+        if "outputs" not in c: continue
+        c.outputs = [o for o in c.outputs if WIDGET_VIEW not in o.get("data", {})]
+        for o in c.outputs: o.get("data", {}).pop(WIDGET_STATE, None)
     return nb
 
 
@@ -69,7 +78,7 @@ def cell_seconds(nb) -> list:
 
 def run(path, timeout=1800):
     t0 = time.time()
-    nbformat.write(strip_widget_state(execute(path, timeout)), path)
+    nbformat.write(strip_widgets(execute(path, timeout)), path)
     print(f"{path}: executed in {time.time() - t0:.0f}s")
 
 
