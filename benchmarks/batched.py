@@ -3,7 +3,10 @@
     python benchmarks/batched.py [--sizes 1 8 32] [--model toy]
 
 For each editor, at each batch size B: the seconds for B single-image calls in a loop, for one call
-with a list of B images, their ratio (the speed-up), and the share of the batched call's wall time
+with a list of B images, their ratio (the speed-up), the same ratio for the time inside the editor's
+UNet calls alone (its own ceiling: the editors call the UNet on different numbers of rows, e.g.
+DiffEdit's mask is one call of 2n rows even for one image, so batching helps its calls less than
+SDEdit's 2-row ones), and the share of the batched call's wall time
 spent outside UNet calls and outside any model call (UNet, VAE encoder and decoder, text encoder: what
 is left is the per-step overhead of the loops; timed with forward hooks). Where diffusers has a
 pipeline, its seconds per edit on the same weights and our batched seconds per edit over it: its
@@ -16,8 +19,8 @@ a batch its cross-attention masks mix the images: `ledits.diffusers_ledits_edit`
 - SDEdit (img2img): strength 0.6, 25 steps.
 - LEDITS++: SDE-DPM-Solver++ inversion (20 steps, skip 0.15) + an edit with two concepts
   (diffusers: invert + __call__ with the same concepts, scales and thresholds).
-First, the ceiling: the UNet alone, milliseconds per row (batch entry) at the batch sizes these editors
-feed it (2 rows: one image with CFG; 2B: B images). A batch saves the per-call cost and no more: the
+First, the ceiling: the UNet alone, milliseconds per row (batch entry) at the batch sizes a CFG
+sampler feeds it (2 rows: one image with CFG; 2B: B images). A batch saves the per-call cost and no more: the
 ratio of per-row times, 2 rows vs 2B, is the speed-up batching can give the UNet calls at batch B, and
 they are most of every editor's time (the rest, per-call work outside the UNet, can shrink further).
 Then the UNet's arithmetic per row (FlopCounterMode) over its time: the rate it computes at, beside a large
@@ -118,15 +121,18 @@ def main(argv=None):
     print(f"a row is {gflop:.3f} GFLOP: the UNet computes at " + ", ".join(f"{gflop / t * 1e3:.0f}" for t in per_row.values()) +
           f" GFLOP/s at those batch sizes; a 2048x2048 matrix product at {matmul_gflops(m.unet.device, m.unet.dtype, n=2048):.0f}")
     print("seconds (looped = B single-image calls, batched = one call)")
-    print(f"{'editor':>38} | {'B':>3} | {'looped':>7} | {'batched':>7} | speed-up | outside UNet | per-step overhead | diffusers s/edit | ours / diffusers")
+    print(f"{'editor':>38} | {'B':>3} | {'looped':>7} | {'batched':>7} | speed-up | its UNet calls | outside UNet | per-step overhead | diffusers s/edit | ours / diffusers")
     for name, (ours, theirs) in editors(m).items():
         ours([render(pool[0].source).image], pool[:1])                       # warm-up (diffusers' too: its first call is slow)
         if theirs is not None: theirs([render(pool[0].source).image], pool[:1])
         for B in a.sizes:
             es = pool[:B]; ims = [render(e.source).image for e in es]
-            looped, batched, unet, others = float("inf"), float("inf"), 0.0, 0.0
+            looped, batched, unet_looped, unet, others = float("inf"), float("inf"), 0.0, 0.0, 0.0
             for _ in range(a.repeat):                                       # in turn; the best of each
-                looped = min(looped, timed(lambda: [ours([im], [e]) for im, e in zip(ims, es)])[1])
+                clock = ModuleClock(m.unet)
+                try: t = timed(lambda: [ours([im], [e]) for im, e in zip(ims, es)])[1]
+                finally: clock.remove()
+                if t < looped: looped, unet_looped = t, clock.total
                 clocks = ModuleClock(m.unet), ModuleClock(m.vae.encoder, m.vae.decoder, m.text_encoder)
                 try: t = timed(lambda: ours(ims, es))[1]
                 finally: [c.remove() for c in clocks]
@@ -136,7 +142,7 @@ def main(argv=None):
                 runs = [timed(lambda: theirs(ims, es)) for _ in range(a.repeat)]
                 t = min(t for _, t in runs) / len(runs[0][0])                 # seconds per edit
                 ref = f"{t:16.3f} | {batched / B / t:16.2f}"
-            print(f"{name:>38} | {B:>3} | {looped:7.2f} | {batched:7.2f} | {looped / batched:7.1f}x | "
+            print(f"{name:>38} | {B:>3} | {looped:7.2f} | {batched:7.2f} | {looped / batched:7.1f}x | {unet_looped / unet:12.1f}x | "
                   f"{1 - unet / batched:11.0%} | {1 - (unet + others) / batched:16.0%} | {ref or '':>16}", flush=True)
 
 
