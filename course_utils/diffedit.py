@@ -179,6 +179,8 @@ def diffedit(models, image, query_prompt: str, mask, *, ratio: float = 0.8, guid
     queries = per_image_prompts(query_prompt, len(images), "query_prompt")
     masks = per_image(mask, len(images), "mask") if batched else [mask]
     ts = sampling_timesteps(models, num_inference_steps, ratio)
+    grid = torch.empty((models.unet.config.sample_size,) * 2, device=models.unet.device)   # the latent grid
+    m = torch.cat([latent_mask(mk, grid) for mk in masks])           # B x 1 x h x w, checked before any UNet call
     if inversion is None:
         inversion = ddim_invert(models, images, prompt=inversion_prompt, num_inference_steps=num_inference_steps,
                                 ratio=ratio, progress=progress)
@@ -189,7 +191,7 @@ def diffedit(models, image, query_prompt: str, mask, *, ratio: float = 0.8, guid
     elif inversion.latents.shape[1] != len(images):
         raise ValueError(f"the inversion holds {inversion.latents.shape[1]} images, the edit {len(images)}")
     inv = inversion.latents[:len(ts) + 1]                             # its first len(ts) steps: this ratio's
-    m = torch.cat([latent_mask(mk, inv[0, :1]) for mk in masks])     # B x 1 x h x w
+    m = m.to(inv.dtype)
     sched = models.scheduler
     sched.set_timesteps(num_inference_steps, device=models.unet.device)  # ddim_invert may have reset it
 
@@ -217,6 +219,7 @@ def img2img(models, image, prompt: str, *, strength: float = 0.8, guidance_scale
     `return_latents`). A batch: a list of B images with a prompt and seed for all or one per image,
     in one UNet call per step (2B rows with guidance) -> a list of B images (and B x 4 x h x w
     latents); each image's noise comes from its own seed, so it comes out as it would alone."""
+    check_unit_interval("strength", strength, closed_right=True)
     images, batched = as_images(image)
     prompts = per_image_prompts(prompt, len(images), "prompt")
     z0 = encode_image(models, images)

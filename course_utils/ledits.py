@@ -145,6 +145,7 @@ def diffusers_token_span(tokenizer, concept: EditConcept) -> tuple[int, int]:
 
 
 def _as_concepts(concepts) -> list[EditConcept]:
+    if isinstance(concepts, (str, EditConcept)): concepts = [concepts]     # one concept (a str is not a list of them)
     out = []
     for c in concepts or []:
         if isinstance(c, EditConcept): out.append(c)
@@ -344,9 +345,9 @@ def concept_mask(g: torch.Tensor, attn: torch.Tensor | None, threshold: float, *
 
 def _concept_lists(concepts, inversion) -> list[list[EditConcept]]:
     """One list of EditConcepts per image. A batched inversion takes a list of B lists (one per image,
-    possibly empty) or one list of concepts for every image; a single image, one list."""
+    possibly empty) or one list of concepts (or one concept) for every image; a single image, one list."""
     B = inversion.xts.shape[1]
-    if not inversion.batched: return [_as_concepts(concepts)]
+    if not inversion.batched or isinstance(concepts, (str, EditConcept)): return [_as_concepts(concepts)] * B
     concepts = list(concepts)
     if concepts and all(isinstance(c, list) for c in concepts):
         return [_as_concepts(c) for c in per_image(concepts, B, "concepts")]
@@ -359,7 +360,8 @@ def ledits_edit(models, inversion: LeditsInversion, concepts, *, use_cross_attn_
                 progress: bool = True, return_latents: bool = False):
     """Edit an inverted image with several concepts at once (see the module doc).
 
-    concepts: EditConcepts (or prompts, or (prompt, reverse) pairs); [] reproduces the input.
+    concepts: a list of EditConcepts (or prompts, or (prompt, reverse) pairs), or one EditConcept or prompt;
+    [] reproduces the input.
     Masks: cross-attention M1 if `use_cross_attn_mask`; M1 ∩ M2 if also `use_intersect_mask`
     (for t <= `intersect_below`; the intersection needs M1, so it turns the maps on); M2 alone if
     neither. `record_masks` also returns
@@ -481,7 +483,9 @@ def diffusers_ledits_edit(pipe, image, concepts, *, num_inversion_steps: int = 2
 
 def diffusers_ledits_apply(pipe, concepts, *, seed: int = 0, output_type: str = "pil"):
     """The edit half of `diffusers_ledits_edit`: diffusers' pipeline edits the image it inverted last (the
-    UNet's attention processors are put back afterwards; `pipe.invert` called directly leaves its own)."""
+    UNet's attention processors are put back afterwards; `pipe.invert` called directly leaves its own).
+    concepts: as `ledits_edit`'s for one image."""
+    concepts = _as_concepts(concepts)
     with keep_processors(pipe.unet):
         out = pipe(editing_prompt=[c.prompt for c in concepts], edit_guidance_scale=[c.scale for c in concepts],
                    edit_threshold=[c.threshold for c in concepts], reverse_editing_direction=[c.reverse for c in concepts],

@@ -134,7 +134,14 @@ def test_bad_input_says_what_to_do(random_models, edit):
     with pytest.raises(ValueError, match=r"ratio must be in \(0, 1\], got 1.2"): ddim_invert(m, im, ratio=1.2)
     with pytest.raises(ValueError, match="ratio"): diffedit(m, im, "b", np.zeros((16, 16)), ratio=0)
     with pytest.raises(ValueError, match="unknown blend"): diffedit(m, im, "b", np.zeros((16, 16)), blend="soft")
-    with pytest.raises(ValueError, match="2-D"): diffedit(m, im, "b", np.zeros((1, 16, 16)), num_inference_steps=4)
+    calls = []
+    hook = m.unet.register_forward_pre_hook(lambda *a: calls.append(1))
+    try:
+        with pytest.raises(ValueError, match="2-D"): diffedit(m, im, "b", np.zeros((1, 16, 16)), num_inference_steps=4)
+        with pytest.raises(ValueError, match="mask: got 1 for 2 images"): diffedit(m, [im, im], "b", [np.zeros((16, 16))])
+        with pytest.raises(ValueError, match=r"strength must be in \(0, 1\], got 1.5"): img2img(m, im, "b", strength=1.5)
+    finally: hook.remove()
+    assert not calls, "a bad mask or strength is refused before the UNet runs (no inversion first)"
     inv = ddim_invert(m, im, num_inference_steps=10, ratio=0.5, progress=False)
     with pytest.raises(ValueError, match="other steps"): diffedit(m, im, "b", np.zeros((16, 16)), inversion=inv, ratio=0.8, num_inference_steps=10)
 

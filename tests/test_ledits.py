@@ -222,6 +222,17 @@ def test_bad_input_says_what_is_wrong(random_models, toy, image):
     with pytest.raises(TypeError, match="concept"): ledits_edit(random_models, inv, [3.0], progress=False)
 
 
+def test_one_prompt_is_one_concept_not_its_letters(random_models, image):
+    "`ledits_edit(m, inv, 'a hat')`, as diffusers' editing_prompt='a hat', is the list of that one concept."
+    inv = ddpm_invert(random_models, image, num_inversion_steps=3, progress=False)
+    one = ledits_edit(random_models, inv, ["a hat"], return_latents=True, progress=False)[1]
+    assert torch.equal(ledits_edit(random_models, inv, "a hat", return_latents=True, progress=False)[1], one)
+    assert torch.equal(ledits_edit(random_models, inv, EditConcept("a hat"), return_latents=True, progress=False)[1], one)
+    both = ddpm_invert(random_models, [image, image], num_inversion_steps=3, progress=False)
+    _, z = ledits_edit(random_models, both, "a hat", return_latents=True, progress=False)
+    assert torch.equal(z, ledits_edit(random_models, both, [["a hat"], ["a hat"]], return_latents=True, progress=False)[1])
+
+
 def test_reconstruction_table_ours_exact_beside_the_others(random_models, image):
     res = reconstruction_errors(random_models, [image, image.transpose(0)], num_inversion_steps=4)
     assert list(res) == ["DDPM (edit-friendly)", "DPM-Solver++ 2M SDE", "diffusers LEDITS++", "diffusers, exact last step",
