@@ -184,6 +184,8 @@ def diffedit(models, image, query_prompt: str, mask, *, ratio: float = 0.8, guid
     if inversion is None:
         inversion = ddim_invert(models, images, prompt=inversion_prompt, num_inference_steps=num_inference_steps,
                                 ratio=ratio, progress=progress)
+    elif not isinstance(inversion, DDIMInversion):
+        raise TypeError(f"inversion must come from ddim_invert, got {type(inversion).__name__}")
     elif inversion.num_inference_steps != num_inference_steps or len(inversion.timesteps) < len(ts):
         raise ValueError(f"the inversion was made with other steps ({len(inversion.timesteps)} of "
                          f"{inversion.num_inference_steps}; this edit needs {len(ts)} of {num_inference_steps}): "

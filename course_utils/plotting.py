@@ -9,6 +9,9 @@ def show_images(images, titles=None, suptitle=None, size=2.2, cols=None):
     "A row (or grid) of PIL images with titles; returns the figure."
     import matplotlib.pyplot as plt
     images = list(images)
+    if not images: raise ValueError("no images to show")
+    if titles is not None and len(titles) != len(images):
+        raise ValueError(f"got {len(titles)} titles for {len(images)} images: give one per image ('' for none)")
     cols = cols or len(images)
     rows = -(-len(images) // cols)
     fig, axs = plt.subplots(rows, cols, figsize=(size * cols, size * rows + (0.4 if suptitle else 0)), squeeze=False)

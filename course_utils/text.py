@@ -12,7 +12,8 @@ __all__ = ["as_prompt_list", "tokenize", "encode_prompt", "encode_cfg_prompts"]
 def as_prompt_list(prompts, what="prompts") -> list[str]:
     "A str or a list of str -> a non-empty list of str (clear errors otherwise)."
     if isinstance(prompts, str): prompts = [prompts]
-    prompts = list(prompts)
+    try: prompts = list(prompts)
+    except TypeError: raise TypeError(f"{what} must be a str or a list of str, got {type(prompts).__name__}") from None
     if not prompts: raise ValueError(f"{what} is empty: give at least one prompt (use '' for the empty prompt)")
     bad = [p for p in prompts if not isinstance(p, str)]
     if bad: raise TypeError(f"{what} must be strings, got {type(bad[0]).__name__}")

@@ -4,6 +4,7 @@ import pytest
 import torch
 from PIL import Image
 from course_utils.diffedit import diffedit_mask, diffedit_mask_single_prompt, diffedit, img2img, hysteresis
+from course_utils.ledits import ddpm_invert
 from course_utils.inversion import ddim_invert
 from course_utils.metrics import HELD_OUT
 from course_utils.toyworld import random_scene, render, EDITS
@@ -144,6 +145,9 @@ def test_bad_input_says_what_to_do(random_models, edit):
     assert not calls, "a bad mask or strength is refused before the UNet runs (no inversion first)"
     inv = ddim_invert(m, im, num_inference_steps=10, ratio=0.5, progress=False)
     with pytest.raises(ValueError, match="other steps"): diffedit(m, im, "b", np.zeros((16, 16)), inversion=inv, ratio=0.8, num_inference_steps=10)
+    with pytest.raises(TypeError, match="inversion must come from ddim_invert"):
+        diffedit(m, im, "b", np.zeros((16, 16)), inversion=ddpm_invert(m, im, num_inversion_steps=3, progress=False))
+    with pytest.raises(TypeError, match="query_prompt must be a str or a list of str, got int"): diffedit(m, im, 3, np.zeros((16, 16)))
 
 
 def test_latent_mask_marks_the_cells_a_pixel_mask_covers_mostly():

@@ -27,6 +27,8 @@ def test_overlay_resizes_coarse_masks_and_refuses_bad_ones():
 def test_show_images_titles_every_panel():
     fig = show_images([np.zeros((4, 4, 3), np.uint8)] * 3, ["a", "b", "c"], "row", cols=2)
     assert [ax.get_title() for ax in fig.axes[:3]] == ["a", "b", "c"] and fig._suptitle.get_text() == "row"
+    with pytest.raises(ValueError, match="no images"): show_images([])
+    with pytest.raises(ValueError, match="got 2 titles for 3 images"): show_images([np.zeros((4, 4, 3), np.uint8)] * 3, ["a", "b"])
 
 
 def test_overlay_outlines_holes_too():
