@@ -219,10 +219,14 @@ def _snapshot(repo_id: str, cache_dir=None, dtype: torch.dtype = torch.float32) 
 def load_models(name_or_path: str = "toy", device=None, dtype=None, *, cache_dir=None) -> Models:
     """Load tokenizer, text encoder, VAE, UNet and DDIM scheduler of a Stable Diffusion model, frozen.
 
-    device: default CUDA when there is a GPU, else the CPU; dtype: default float16 for a real model on
-    a GPU, else float32. A hub id downloads only what it uses (`hub_files`), the fp16 variant for
-    float16 where the repository has one; weights are read from safetensors only."""
-    device = torch.device(device) if device is not None else default_device()
+    device: default the CPU for the toy model, on every machine (the lessons' own cells make their noise
+    and read their tensors on the CPU, and their saved outputs are the CPU's: on a Colab GPU they run as
+    on a laptop; pass device="cuda" to move it), and for any other model CUDA when there is a GPU, else
+    the CPU. dtype: default float16 for a real model on a GPU, else float32. A hub id downloads only what
+    it uses (`hub_files`), the fp16 variant for float16 where the repository has one; weights are read
+    from safetensors only."""
+    if device is not None: device = torch.device(device)
+    else: device = torch.device("cpu") if name_or_path == "toy" else default_device()
     if dtype is None:
         dtype = torch.float16 if device.type == "cuda" and name_or_path != "toy" else torch.float32
     path = resolve(name_or_path, cache_dir, dtype)  # first: a missing model fails fast, before the heavy imports

@@ -7,7 +7,7 @@ import pytest
 import torch
 from course_utils.toyworld import model as toymodel
 from course_utils.models import (Models, load_models, ModelNotAvailableError, SD15_CONFIGS, random_sd15, choose_weights,
-                                 hub_files)
+                                 hub_files, default_device)
 from sd_shaped import SD15_ID, COMMIT as COMMIT_SD
 
 MODEL_INDEX = {"_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.42.1",
@@ -41,6 +41,15 @@ def test_toy_model_loads_and_runs():
     emb = encode(m, "a red circle", m.tokenizer.model_max_length)
     out = m.unet(torch.randn(1, 4, 16, 16), 500, encoder_hidden_states=emb).sample
     assert out.shape == (1, 4, 16, 16) and torch.isfinite(out).all()
+
+
+@needs_toy
+def test_the_toy_model_stays_on_the_cpu_where_there_is_a_gpu(monkeypatch):
+    "On a Colab GPU the lessons' cells run as on a laptop: their own tensors are the CPU's (a real model goes to the GPU)."
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    m = load_models("toy")
+    assert m.device == torch.device("cpu") and m.unet.device == torch.device("cpu") and m.dtype == torch.float32
+    assert default_device() == torch.device("cuda")
 
 
 def test_missing_toy_weights_say_how_to_rebuild(monkeypatch, tmp_path):
