@@ -82,6 +82,8 @@ def edit_scores(edit, image, judge) -> dict:
     from .toyworld import render
     src, tgt = render(edit.source).array.astype(np.float64), render(edit.target).array.astype(np.float64)
     im = np.asarray(image.convert("RGB"), np.float64)
+    if im.shape != src.shape: raise ValueError(f"the edited image is {image.size[0]}x{image.size[1]}, ToyWorld's renders "
+                                               f"{src.shape[1]}x{src.shape[0]}: score the editor's own output")
     r = edit.region
     changed = [k for k, v in edit.target.attributes().items() if edit.source.attributes()[k] != v]
     read = judge.score(image, edit.target)
@@ -95,6 +97,7 @@ def edit_scores(edit, image, judge) -> dict:
 def held_out_edits(kind: str, n: int, offset: int = 30_000) -> list:
     "n applicable held-out edits of `kind` (scenes the model never saw; a seeded choice per scene)."
     from .toyworld import EDITS, random_scene
+    if kind not in EDITS: raise ValueError(f"unknown kind of edit {kind!r}; choose one of {list(EDITS)}")
     out, i = [], 0
     while len(out) < n:
         try: out.append(EDITS[kind](random_scene(HELD_OUT + offset + i), np.random.default_rng(i)))

@@ -48,3 +48,6 @@ def test_edit_scores_strict_success_needs_every_attribute():
     assert spilled["lenient"] and not spilled["success"] and spilled["kept"] < 1.0
     untouched = edit_scores(e, render(e.source).image, judge)
     assert not untouched["success"] and not untouched["lenient"]
+    with pytest.raises(ValueError, match="the edited image is 32x32, ToyWorld's renders 64x64"):
+        edit_scores(e, render(e.target).image.resize((32, 32)), judge)
+    with pytest.raises(ValueError, match=r"unknown kind of edit 'colour'; choose one of \['color'"): held_out_edits("colour", 2)
