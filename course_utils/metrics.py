@@ -29,7 +29,7 @@ def iou(pred, target) -> float:
 def mask_iou(mask, region) -> float:
     "IoU of a latent-grid mask (h x w, > 0 inside) with a pixel region, the mask upsampled (nearest) to the region's size."
     import torch.nn.functional as F
-    m = torch.as_tensor(mask, dtype=torch.float32)[None, None]
+    m = torch.as_tensor(mask, dtype=torch.float32).cpu()[None, None]
     return iou(F.interpolate(m, size=np.shape(region), mode="nearest")[0, 0].numpy() > 0, region)
 
 

@@ -38,3 +38,13 @@ def test_overlay_outlines_holes_too():
     assert (out[3, 4:8] == (255, 0, 255)).all()               # the hole's edge, drawn inside the ring
     assert (out[5:7, 5:7] == 100).all()                        # the hole is outside: dimmed
     assert (out[2, 2] == 200).all()                            # the ring's inside
+
+
+def test_masks_and_maps_may_be_tensors():
+    "A mask or attention map straight from the helpers (a torch tensor, on the GPU with a real model) draws as its array."
+    import torch
+    im = Image.fromarray(np.full((16, 16, 3), 200, np.uint8))
+    mask = torch.zeros(4, 4, requires_grad=True) + torch.eye(4)          # a soft map that still carries a graph
+    assert np.array_equal(overlay_mask(im, mask), overlay_mask(im, np.eye(4, dtype=np.float32)))
+    fig = show_images([im, mask, mask > 0.5], ["image", "map", "mask"])
+    assert [a.get_images()[0].get_array().shape for a in fig.axes] == [(16, 16, 3), (4, 4), (4, 4)]
