@@ -52,6 +52,7 @@ def test_words_reword_an_edit(toy):
     assert parse_concepts(" a hat on the left ; -a thing on the left;") == [("a hat on the left", False),
                                                                             ("a thing on the left", True)]
     with pytest.raises(ValueError, match="no concepts"): parse_concepts(" ; ")
+    with pytest.raises(ValueError, match="a .-. with no words after it"): parse_concepts("a hat; -")
     e = held_out_edits("color", 1, offset=170_000)[0]
     judge = load_judge()
     names = ["SDEdit", "LEDITS++", "LEDITS++ few words"]

@@ -58,7 +58,10 @@ def parse_concepts(text: str) -> list[tuple[str, bool]]:
     "'a hat on the left; -a thing on the left' -> [('a hat on the left', False), ('a thing on the left', True)]."
     parts = [p.strip() for p in text.split(";") if p.strip()]
     if not parts: raise ValueError(f"no concepts in {text!r}: write e.g. 'a hat on the left; -a thing on the left'")
-    return [(p.lstrip("-").strip(), p.startswith("-")) for p in parts]
+    out = [(p.lstrip("-").strip(), p.startswith("-")) for p in parts]
+    if not all(words for words, _ in out):
+        raise ValueError(f"a '-' with no words after it in {text!r}: write e.g. '-a thing on the left'")
+    return out
 
 
 def _targets(edits, words):
