@@ -83,7 +83,7 @@ def edit_scores(edit, image, judge) -> dict:
     src, tgt = render(edit.source).array.astype(np.float64), render(edit.target).array.astype(np.float64)
     im = np.asarray(image.convert("RGB"), np.float64)
     if im.shape != src.shape: raise ValueError(f"the edited image is {image.size[0]}x{image.size[1]}, ToyWorld's renders "
-                                               f"{src.shape[1]}x{src.shape[0]}: score the editor's own output")
+                                               f"{src.shape[1]}x{src.shape[0]}: edit and score at the renders' size")
     r = edit.region
     changed = [k for k, v in edit.target.attributes().items() if edit.source.attributes()[k] != v]
     read = judge.score(image, edit.target)
