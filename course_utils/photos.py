@@ -7,7 +7,7 @@ model) and refuse anything else. `load_photo` gets a picture there in the plaine
 what it did:
 
 1. turn it upright (the camera's EXIF orientation), and make it RGB: transparency is laid on white,
-   greyscale, palette and CMYK images are converted;
+   greyscale, palette and CMYK images are converted, 16-bit greyscale is scaled to 8 bits (v / 257);
 2. centre-crop the largest square (nothing is stretched; the long side loses its two edges equally);
 3. resize that square to the model's side with Lanczos filtering (it averages when shrinking, so a
    large photo does not alias).
@@ -47,8 +47,10 @@ def _open(photo) -> tuple[Image.Image, str]:
 
 
 def _rgb(im: Image.Image) -> Image.Image:
-    "RGB; anything transparent is composited on white."
+    "RGB; anything transparent is composited on white, 16-bit greyscale scaled to 8 bits."
     if im.mode == "RGB": return im
+    if im.mode.startswith("I;16") or (im.mode == "I" and np.asarray(im).max() > 255):   # a 16-bit PNG or TIFF:
+        return Image.fromarray((np.asarray(im, np.float64) / 257).round().astype(np.uint8)).convert("RGB")  # PIL would clip at 255
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         rgba = im.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

@@ -46,6 +46,14 @@ def test_any_mode_becomes_rgb(mode):
     assert load_photo(src, 32, verbose=False).mode == "RGB"
 
 
+def test_a_16_bit_greyscale_photo_keeps_its_tones(tmp_path):
+    "A 16-bit PNG (0..65535) is scaled to 8 bits, v / 257, not clipped at 255 into white."
+    a = np.tile(np.linspace(0, 65535, 64).round().astype(np.uint16), (64, 1))
+    Image.fromarray(a).save(tmp_path / "scan.png")
+    out = np.asarray(load_photo(tmp_path / "scan.png", 64, verbose=False))
+    assert np.abs(out[0, :, 0].astype(int) - (a[0] / 257).round()).max() <= 1 and (out[..., 0] == out[..., 2]).all()
+
+
 def test_transparency_is_laid_on_white():
     a = np.zeros((20, 20, 4), np.uint8)  # fully transparent black
     assert (np.asarray(load_photo(a, 20, verbose=False)) == 255).all()
