@@ -213,7 +213,7 @@ def _rows(models, x: torch.Tensor, image_of_row: torch.Tensor) -> torch.Tensor:
 
 
 def _scratch(sched):
-    """A copy of the scheduler to take one step with, `sched` left as it was. A step only rebinds its
+    """A copy of the scheduler to take one step (or add noise) with, `sched` left as it was. A step only rebinds its
     state (ints, and the entries of lists such as DPM-Solver's model_outputs), never writes a tensor in
     place, so a shallow copy with fresh lists will do (a deepcopy also copies every schedule tensor)."""
     c = copy.copy(sched)
@@ -264,7 +264,10 @@ def ddpm_invert(models, image, *, source_prompt: str = "", source_guidance_scale
     x0 = encode_image(models, images).float()  # B x C x h x w; the latents and the z_t solve stay float32 (see the module doc)
     noise = torch.stack([torch.randn((len(ts), *x0.shape[1:]), generator=torch.Generator().manual_seed(s)) for s in seeds], 1)
     noise = noise.to(x0.device, x0.dtype)                                 # N x B x C x h x w, each image its own seed
-    xts = [sched.add_noise(x0, noise[k], ts[k:k + 1]) for k in range(len(ts))] + [x0]  # independent per t
+    # x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε_t, independent per t, with a copy: DDIM's add_noise moves its ᾱ table to the
+    # latents' device for good, and on a GPU steps that read ᾱ there round unlike the edit's ("no edit" was 1.6 % off)
+    adder = _scratch(sched)
+    xts = [adder.add_noise(x0, noise[k], ts[k:k + 1]) for k in range(len(ts))] + [x0]
     base = _base_emb(models, sources)                                     # B x r x L x D
     r = base.shape[1]
     weights = [_base_weights(src, source_guidance_scale, r) for src in sources]
