@@ -8,16 +8,25 @@ from course_utils import load_models
 from course_utils.toyworld import model as toymodel
 
 
+# COURSE_TEST_DEVICE=cuda runs the tests built on `random_models` on a GPU (the batched editors' tests,
+# for one: a batch must reproduce its images one by one there too); the default is the CPU.
+# On a GPU, float32 convolutions default to TF32 (10-bit mantissas): a batch and its single runs would then
+# differ by ~1e-3 from rounding alone, and these tests check what batching does, so they run in float32.
+TEST_DEVICE = os.environ.get("COURSE_TEST_DEVICE", "cpu")
+if TEST_DEVICE == "cuda":
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+
+
 @pytest.fixture(scope="session")
 def random_models(tmp_path_factory):
-    "The toy architecture with random weights, saved and loaded like any diffusers folder."
+    "The toy architecture with random weights, saved and loaded like any diffusers folder (on TEST_DEVICE)."
     path = tmp_path_factory.mktemp("random-toy-sd")
     torch.manual_seed(0)
     tok = toymodel.write_tokenizer(path / "tok")
     toymodel.save_pipeline(path / "model", vae=toymodel.new_vae(2.0), unet=toymodel.new_unet(toymodel.SHIPPED_UNET),
                            text_encoder=toymodel.new_text_encoder(len(tok), tok.bos_token_id, tok.eos_token_id),
                            tokenizer=tok)
-    return load_models(str(path / "model"), device="cpu")
+    return load_models(str(path / "model"), device=TEST_DEVICE, dtype=torch.float32)
 
 
 @pytest.fixture(scope="session")

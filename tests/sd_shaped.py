@@ -6,6 +6,11 @@ attention at 64, 32 and 16 = latent/4, where LEDITS++ reads its maps), a CLIP te
 tokens, SD's DDIM schedule. Only the widths (and one attention head: at 64x64 latents the self-
 attention's 4096 x 4096 maps are most of the cost) are tiny, so every helper runs in seconds on a CPU.
 
+With `real_widths`, the same folder holds SD 1.5's *real* architecture instead (`random_sd15`: 860M-
+parameter UNet, random float16 weights built on the GPU when there is one, the fp16 variant only), for
+the GPU run of the lessons' real-photo cells (test_real_photo_cells.py), where speed and float16 range
+are what is checked and the tiny widths would hide both.
+
 `write_hub_cache` lays it out in a Hugging Face cache as `snapshot_download` leaves it, under SD 1.5's
 own hub id, with what that repository also holds and the course must never load: an fp16 variant next
 to the float32 weights, a safety checker, a feature extractor, pickles (garbage bytes: loading one
@@ -56,17 +61,27 @@ def _vocab_size() -> int:
     return 512 + len(learn_merges(WORDS)) + 2  # 256 bytes, 256 word-final bytes, merges, BOS, EOS
 
 
-def write_folder(path: Path, *, fp16_variant: bool = True, extras: bool = True) -> Path:
+def real_widths(seed: int = 0, dtype: torch.dtype = torch.float16) -> dict:
+    "SD 1.5's real UNet, VAE and text encoder with random weights (seeded), built where they will run."
+    from course_utils.models import random_sd15
+    torch.manual_seed(seed)
+    unet, vae, text_encoder = random_sd15(dtype, "cuda" if torch.cuda.is_available() else "cpu")
+    return dict(text_encoder=text_encoder, vae=vae, unet=unet)
+
+
+def write_folder(path: Path, *, fp16_variant: bool = True, extras: bool = True, real: bool = False) -> Path:
     """A diffusers folder: float32 weights (seed 0) and, with `fp16_variant`, an fp16 variant holding
     *other* weights (seed 1, so a test can tell which was loaded); with `extras`, the repository's other
-    files (safety checker, feature extractor, pickles, a top-level checkpoint)."""
+    files (safety checker, feature extractor, pickles, a top-level checkpoint). With `real`, SD 1.5's
+    real widths (`real_widths`) as the fp16 variant alone: no 3.4 GB float32 copy to write."""
     from diffusers import DDIMScheduler
     from course_utils.models import SD15_CONFIGS
     from course_utils.toyworld.tokenizer import write_clip_tokenizer
     path = Path(path)
+    weights = [("fp16", 0, torch.float16)] if real else [("fp16", 1, torch.float16)] * fp16_variant + [(None, 0, torch.float32)]
     # the variant first, renamed; then the float32 weights, whose config.json is the one that stays
-    for variant, seed, dtype in [("fp16", 1, torch.float16)] * fp16_variant + [(None, 0, torch.float32)]:
-        for part, m in build(seed, dtype).items():
+    for variant, seed, dtype in weights:
+        for part, m in (real_widths if real else build)(seed, dtype).items():
             m.save_pretrained(path / part, safe_serialization=True)
             if variant:
                 name = WEIGHT_NAME[part]

@@ -7,14 +7,20 @@ at 64x64 latents costs seconds on a CPU. All run in float32; in float16 (the CPU
 512x512 in test_sd_resolution.py.
 
 The saved notebooks are not touched: nbval runs the same cells without a GPU (they say so and stop),
-and this test executes the cell's GPU branch, the body of its `if torch.cuda.is_available():`."""
+and this test executes the cell's GPU branch, the body of its `if torch.cuda.is_available():`.
+
+On a machine with a GPU, `test_real_photo_cell_on_a_gpu` also runs each cell exactly as a learner's
+Colab runs it (every step, float16 on CUDA) against SD 1.5's *real* architecture with random weights
+(sd_shaped.real_widths), and prints its seconds and peak GPU memory:
+
+    pytest tests/test_real_photo_cells.py -k gpu -s"""
 import ast
-import functools
+import json
+import time
 from pathlib import Path
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-import nbformat
 import pytest
 import torch
 from PIL import Image
@@ -25,7 +31,8 @@ LESSONS = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
 
 
 def real_photo_cell(lesson: str) -> str:
-    cells = [c.source for c in nbformat.read(NOTEBOOKS / lesson, 4).cells if "real-photo" in c.metadata.get("tags", [])]
+    cells = json.loads((NOTEBOOKS / lesson).read_text(encoding="utf-8"))["cells"]
+    cells = ["".join(c["source"]) for c in cells if "real-photo" in c["metadata"].get("tags", [])]
     assert len(cells) == 1, f"{lesson}: expected one cell tagged real-photo, found {len(cells)}"
     return cells[0]
 
@@ -89,6 +96,11 @@ def test_real_photo_cell_runs_at_512(lesson, dtype, sd_cache, monkeypatch):
     ns = {}
     exec(compile(few_steps(gpu_branch(real_photo_cell(lesson))), lesson, "exec"), ns)
     assert loaded == [SD15_ID]
+    check_what_the_cell_made(ns)
+
+
+def check_what_the_cell_made(ns: dict):
+    "Titled figures, 512x512 RGB images, finite tensors, and lesson 4's exact reconstruction."
     figs = [plt.figure(n) for n in plt.get_fignums()]
     assert figs and all(f._suptitle is not None and "SD 1.5" in f._suptitle.get_text() for f in figs)
     images = [v for v in ns.values() if isinstance(v, Image.Image)]
@@ -98,3 +110,29 @@ def test_real_photo_cell_runs_at_512(lesson, dtype, sd_cache, monkeypatch):
         assert torch.isfinite(t.float()).all()
     if "rel" in ns: assert ns["rel"] <= 5e-5  # lesson 4: "no edit" reproduces the photo's latents
     plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def sd15_cache(tmp_path_factory):
+    "SD 1.5's real architecture, random float16 weights, under its hub id in a fake offline cache."
+    from sd_shaped import write_hub_cache
+    return write_hub_cache(tmp_path_factory.mktemp("hub-sd15"), real=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.parametrize("lesson", LESSONS, ids=[l[:2] for l in LESSONS])
+def test_real_photo_cell_on_a_gpu(lesson, sd15_cache, monkeypatch):
+    import huggingface_hub.constants
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(sd15_cache))
+    monkeypatch.chdir(NOTEBOOKS)
+    plt.close("all")
+    torch.cuda.reset_peak_memory_stats()
+    t0, ns = time.perf_counter(), {}
+    exec(compile(real_photo_cell(lesson), lesson, "exec"), ns)  # the cell itself: its own steps, its own defaults
+    torch.cuda.synchronize()
+    seconds, peak = time.perf_counter() - t0, torch.cuda.max_memory_allocated() / 2**30
+    sd = ns["sd"]
+    assert sd.device.type == "cuda" and sd.dtype == torch.float16 and sd.unet.config.block_out_channels[0] == 320
+    check_what_the_cell_made(ns)
+    print(f"\n{lesson}: {seconds:.1f} s (loading the model included), peak GPU memory {peak:.2f} GB, "
+          f"{torch.cuda.get_device_name()}", flush=True)

@@ -1,7 +1,8 @@
 """Every helper at SD 1.5's resolution (512x512 images, 64x64 latents, 16x16 maps at latent/4, 77 tokens),
 on a tiny random model with SD 1.5's structure loaded from a fake hub cache; in float32, and in float16.
 
-float16 runs on the CPU here (slowly: torch's CPU half kernels), with the same checks and looser bounds.
+float16 runs on the CPU here (slowly: torch's CPU half kernels), with the same checks and looser bounds,
+and on a GPU too where there is one ("cuda-float16", skipped elsewhere).
 What stays float32 inside the helpers, and why: the guidance norms (a sum of 16k squares overflows
 half), the LEDITS++ quantile masks (torch.quantile has no half kernel) and the attention-map averages;
 everything else (UNet, VAE, text encoder, the scheduler steps and the z_t solve) runs in the model's dtype."""
@@ -22,9 +23,15 @@ PHOTO = Path(__file__).resolve().parents[1] / "images" / "chelsea.jpg"
 EXACT = 5e-5
 
 
-@pytest.fixture(scope="module", params=[torch.float32, torch.float16], ids=["float32", "float16"])
+ON_A_GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+
+
+@pytest.fixture(scope="module", params=[("cpu", torch.float32), ("cpu", torch.float16),
+                                        pytest.param(("cuda", torch.float16), marks=ON_A_GPU)],
+                ids=["float32", "float16", "cuda-float16"])
 def sd(request, sd_cache):
-    return load_models(SD15_ID, "cpu", request.param, cache_dir=sd_cache)
+    device, dtype = request.param
+    return load_models(SD15_ID, device, dtype, cache_dir=sd_cache)
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +100,7 @@ def test_ledits_masks_at_16x16_and_processors_restored(sd, photo):
     inv = ddpm_invert(sd, photo, num_inversion_steps=3, skip=0.0, solver="dpmpp", progress=False)
     concepts = make_concepts(["sunglasses", "a hat"], scale=[4, 3], threshold=0.9)
     variants = (dict(), dict(use_intersect_mask=False), dict(use_cross_attn_mask=False, use_intersect_mask=False))
-    if sd.dtype == torch.float16: variants = variants[:1]   # M1 ∩ M2 runs every mask's half-precision path; CPU half: 8 s each
+    if sd.dtype == torch.float16 and sd.device.type == "cpu": variants = variants[:1]  # M1 ∩ M2 runs every mask's half path; CPU half: 8 s each
     for kw in variants:
         out, masks = ledits_edit(sd, inv, concepts, record_masks=True, progress=False, intersect_below=1000, **kw)
         assert finite_image(out)
