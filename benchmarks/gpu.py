@@ -14,7 +14,13 @@ padded to 77 tokens either way). Both sides run on the very same modules, 512x51
   (diffusers: LEditsPPPipelineStableDiffusion's invert + call).
 
 For each: median seconds per image over `--repeats` runs after a warm-up, peak GPU memory, and
-whether any latent or decoded pixel is NaN/inf (float16 overflow shows up there).
+whether any latent or decoded pixel is NaN/inf (float16 overflow shows up there). Both sides decode
+the result once: ours return images and latents, and diffusers' latents go through the same decode
+(until 2026-12-06 they did not: ~1 VAE decode in diffusers' favour, seconds on a CPU at 512x512).
+
+Then where LEDITS++'s time goes: the UNet alone, one call at 1, 2 and 3 rows (the inversion's and the
+edit's sizes; a flat line means the GPU waits on kernel launches, not on arithmetic), and each side's
+inversion and edit timed apart.
 """
 import argparse, os, statistics, sys, tempfile, time
 from pathlib import Path
@@ -24,7 +30,8 @@ import torch
 from course_utils import load_models, generate
 from course_utils.models import Models, random_sd15, SD15_CONFIGS
 from course_utils.diffedit import diffedit_mask, diffedit, diffusers_diffedit, diffusers_diffedit_edit
-from course_utils.ledits import ddpm_invert, ledits_edit, diffusers_ledits, diffusers_ledits_edit, EditConcept
+from course_utils.ledits import (ddpm_invert, ledits_edit, diffusers_ledits, diffusers_ledits_edit, diffusers_ledits_apply,
+                                 EditConcept)
 from course_utils.latents import latents_to_images
 from course_utils.toyworld.tokenizer import write_clip_tokenizer
 
@@ -41,6 +48,13 @@ def sd15(device, dtype) -> Models:
     unet, vae, text_encoder = random_sd15(dtype, device)   # built where it runs
     return Models(CLIPTokenizer.from_pretrained(str(path)), text_encoder, vae, unet,
                   DDIMScheduler(**SD15_CONFIGS["scheduler"]), torch.device(device), dtype, "random SD 1.5").to()
+
+
+def decoded(m: Models, f):
+    "f, then one VAE decode of the latents it returns (as ours do): -> the latents."
+    def run():
+        z = f(); latents_to_images(m, z); return z
+    return run
 
 
 def cases(m: Models):
@@ -70,23 +84,64 @@ def cases(m: Models):
     def le_theirs():
         return diffusers_ledits_edit(lp, photo, CONCEPTS, num_inversion_steps=20, skip=0.15, output_type="latent")
 
-    return {"generate (50 steps)": (gen_ours, gen_theirs), "DiffEdit (mask n=10 + edit, 25 steps)": (de_ours, de_theirs),
-            "LEDITS++ (20 + 20 steps, 2 concepts)": (le_ours, le_theirs)}
+    return {"generate (50 steps)": (gen_ours, decoded(m, gen_theirs)),
+            "DiffEdit (mask n=10 + edit, 25 steps)": (de_ours, decoded(m, de_theirs)),
+            "LEDITS++ (20 + 20 steps, 2 concepts)": (le_ours, decoded(m, le_theirs))}
 
 
+def sync(m: Models):
+    "Wait for the GPU's queued work (nothing on a CPU)."
+    if m.device.type == "cuda": torch.cuda.synchronize()
+
+
+def timed(m: Models, f, repeats: int) -> float:
+    "Median seconds of f() over `repeats` runs (the caller warms up)."
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter(); f(); sync(m); times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+@torch.no_grad()
 def measure(m: Models, f, repeats: int):
     "(median seconds, peak GB or None, finite?) of f() -> latents; the decoded image is checked too."
-    cuda = m.device.type == "cuda"
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
-    with torch.no_grad():
-        z = f(); sync()                                          # warm-up (and the NaN check)
-        finite = bool(torch.isfinite(z).all()) and bool(torch.isfinite(latents_to_images(m, z)).all())
-        if cuda: torch.cuda.reset_peak_memory_stats()
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter(); f(); sync(); times.append(time.perf_counter() - t0)
-    peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
-    return statistics.median(times), peak, finite
+    z = f(); sync(m)                                             # warm-up (and the NaN check)
+    finite = bool(torch.isfinite(z).all()) and bool(torch.isfinite(latents_to_images(m, z)).all())
+    if m.device.type == "cuda": torch.cuda.reset_peak_memory_stats()
+    t = timed(m, f, repeats)
+    return t, (torch.cuda.max_memory_allocated() / 2**30 if m.device.type == "cuda" else None), finite
+
+
+@torch.no_grad()
+def warm_median(m: Models, f, repeats: int) -> float:
+    "Median seconds of f() after a warm-up."
+    f(); sync(m)
+    return timed(m, f, repeats)
+
+
+def split(m: Models, repeats: int):
+    "Print the UNet's time per call at 1-3 rows, and LEDITS++'s inversion and edit apart, ours and diffusers'."
+    from PIL import Image
+    import numpy as np
+    size, c = m.vae.config.sample_size, m.unet.config.sample_size
+    emb = m.text_encoder.config.hidden_size
+    t = torch.tensor(500, device=m.device)
+    ms = []
+    for rows in (1, 2, 3):
+        x = torch.randn(rows, 4, c, c, device=m.device, dtype=m.dtype)
+        e = torch.randn(rows, 77, emb, device=m.device, dtype=m.dtype)
+        ms.append(1e3 * warm_median(m, lambda: m.unet(x, t, encoder_hidden_states=e), 3 * repeats))
+    print("UNet alone, one call: " + ", ".join(f"{v:.1f} ms at {r} row{'s' * (r > 1)}" for r, v in zip((1, 2, 3), ms)))
+    photo = Image.fromarray(np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8))
+    inv, lp = [None], diffusers_ledits(m)
+    def our_inv(): inv[0] = ddpm_invert(m, photo, num_inversion_steps=20, skip=0.15, solver="dpmpp", progress=False)
+    def our_edit(): return ledits_edit(m, inv[0], CONCEPTS, return_latents=True, progress=False)[1]
+    def their_inv(): lp.invert(image=photo, num_inversion_steps=20, skip=0.15, generator=torch.Generator().manual_seed(0))
+    def their_edit(): return diffusers_ledits_apply(lp, CONCEPTS, output_type="latent")
+    oi = warm_median(m, our_inv, repeats); oe = warm_median(m, our_edit, repeats)
+    ti = warm_median(m, their_inv, repeats); te = warm_median(m, decoded(m, their_edit), repeats)
+    print(f"LEDITS++ apart: ours inversion {oi:.3f} s + edit {oe:.3f} s; diffusers inversion {ti:.3f} s + "
+          f"edit {te:.3f} s (each edit with one decode)")
 
 
 def main(argv=None):
@@ -109,6 +164,7 @@ def main(argv=None):
         fits = "-" if po is None else ("yes" if max(po, pt) <= T4_GB else "no")
         print(f"{case:>38} | {to:7.3f} | {tt:11.3f} | {to / tt:11.2f} | {gb(po)} | {gb(pt):>9} | {fits:>7} | "
               f"{'yes' if fo and ft else 'NO: ours' * (not fo) + ' theirs' * (not ft)}", flush=True)
+    split(m, a.repeats)
 
 
 if __name__ == "__main__":
