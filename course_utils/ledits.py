@@ -165,6 +165,9 @@ def inversion_scheduler(models, solver):
                                                    final_sigmas_type="sigma_min")  # a last step with noise: exact
 
 
+SOURCE_GUIDANCE = 3.5  # diffusers' default source guidance for an inversion with a caption
+
+
 def _step_kwargs(solver): return {"eta": 1.0} if solver == "ddpm" else {}
 
 
@@ -242,19 +245,25 @@ def _weighted(eps: torch.Tensor, pos: dict, i: int, weights) -> torch.Tensor:
 
 
 @torch.no_grad()
-def ddpm_invert(models, image, *, source_prompt: str = "", source_guidance_scale: float = 3.5,
+def ddpm_invert(models, image, *, source_prompt: str = "", source_guidance_scale: float | None = None,
                 num_inversion_steps: int = 30, skip: float = 0.15, seed: int = 0, solver: str = "ddpm",
                 progress: bool = True) -> LeditsInversion:
     """Edit-friendly inversion of `image` (PIL RGB of the model's size), or of a list of B images in
     one UNet call per step (a source prompt and seed for all, or one per image).
 
-    The scheduler gets int(N (1 + skip)) timesteps and the N least noisy are inverted (diffusers'
-    convention): a larger `skip` starts the edit from a less noisy latent."""
+    With no source prompt ("", diffusers' default) the noise is predicted unconditionally, u; with the
+    photo's caption, ε̂ = u + s (ε(src) − u) at s = `source_guidance_scale` (default 3.5, diffusers'),
+    which means nothing without one (an error). The scheduler gets int(N (1 + skip)) timesteps and the
+    N least noisy are inverted (diffusers' convention): a larger `skip` starts the edit from a less noisy latent."""
     if num_inversion_steps < 1: raise ValueError(f"num_inversion_steps must be >= 1, got {num_inversion_steps}")
     if not 0 <= skip < 1: raise ValueError(f"skip must be in [0, 1), got {skip}")
     images, batched = as_images(image)
     B = len(images)
     sources = per_image_prompts(source_prompt, B, "source_prompt")
+    if source_guidance_scale is not None and not any(sources):
+        raise ValueError("source_guidance_scale needs a source_prompt (the photo's caption): without one the "
+                         "inversion predicts the noise unconditionally and there is nothing to guide")
+    if source_guidance_scale is None: source_guidance_scale = SOURCE_GUIDANCE
     seeds = per_image(seed, B, "seed")
     sched = inversion_scheduler(models, solver)
     kw = _step_kwargs(solver)

@@ -215,6 +215,10 @@ def test_bad_input_says_what_is_wrong(random_models, toy, image):
     with pytest.raises(ValueError, match="cooldown"): EditConcept("hat", warmup=3, cooldown=2)
     with pytest.raises(ValueError, match="skip"): ddpm_invert(random_models, image, skip=1.0)
     with pytest.raises(ValueError, match="64x64"): ddpm_invert(random_models, image.resize((48, 48)))
+    with pytest.raises(ValueError, match="needs a source_prompt"):          # it would be ignored: u alone has no guidance
+        ddpm_invert(random_models, image, source_guidance_scale=5, num_inversion_steps=2, progress=False)
+    assert ddpm_invert(random_models, image, source_prompt="a red thing", num_inversion_steps=2,
+                       progress=False).source_guidance_scale == 3.5          # diffusers' default, with a caption
     inv = ddpm_invert(random_models, image, num_inversion_steps=3, progress=False)
     with pytest.raises(ValueError, match="other weights"): ledits_edit(toy, inv, [], progress=False)
     small = dataclasses.replace(inv, xts=inv.xts[..., :8, :8], zs=inv.zs[..., :8, :8])
