@@ -46,7 +46,7 @@ image) and `ledits_edit` then takes one list of concepts per image: each step is
 call, of Σ_i (1 + N_i) rows laid out image by image (fewer where the weighted sum above drops some),
 so images with different numbers of concepts share it. Each image's noise comes from its own seed: a batch gives what single calls give,
 to float32 rounding. In float16 on a GPU the kernels change with the batch size: measured on random weights,
-a batch's edits were 5-16 % off their single runs, with quantile masks flipping cells at the threshold.
+a batch's edits (DPM-Solver++) were 5 % off their single runs, with quantile masks flipping cells at the threshold.
 
 **Precision.** The UNet, VAE and text encoder run in the model's dtype (float16 on a GPU), but the
 latents, the edit vectors and masks, the scheduler steps and the z_t solve stay float32: solving
