@@ -44,9 +44,10 @@ with the source caption at guidance 1 needs only ε(src). Masked concepts need u
 **Batches.** `ddpm_invert` takes a list of images (a seed and source prompt for all or one per
 image) and `ledits_edit` then takes one list of concepts per image: each step is still ONE UNet
 call, of Σ_i (1 + N_i) rows laid out image by image (fewer where the weighted sum above drops some),
-so images with different numbers of concepts share it. Each image's noise comes from its own seed: a batch gives what single calls give,
-to float32 rounding. In float16 on a GPU the kernels change with the batch size: measured on random weights,
-a batch's edits (DPM-Solver++) were 5 % off their single runs, with quantile masks flipping cells at the threshold.
+so images with different numbers of concepts share it. Each image's noise comes from its own seed: a
+batch gives what single calls give, to float32 rounding. In float16 on a GPU the kernels change with the
+batch size: on random weights a batch's edits (DPM-Solver++) were 5 % off their single runs, with
+quantile masks flipping cells at the threshold.
 
 **Precision.** The UNet, VAE and text encoder run in the model's dtype (float16 on a GPU), but the
 latents, the edit vectors and masks, the scheduler steps and the z_t solve stay float32: solving
@@ -395,7 +396,7 @@ def ledits_edit(models, inversion: LeditsInversion, concepts, *, use_cross_attn_
     solver, kw = inversion.solver, _step_kwargs(inversion.solver)
     sched = inversion_scheduler(models, solver)
     sched.set_timesteps(inversion.total_steps, device=models.unet.device)
-    ts = inversion.timesteps.to(models.unet.device)
+    tcpu = inversion.timesteps; ts = tcpu.to(models.unet.device)   # the CPU's copy to read t from: no GPU sync a step
     base = inversion.base_emb if inversion.base_emb is not None else _base_emb(models, sources)  # the inversion's rows, as they were
     r = base.shape[1]
     own, row_of = [], []   # per image: the concept prompts that need a row of their own; each concept's row (of the image's)
@@ -441,7 +442,7 @@ def ledits_edit(models, inversion: LeditsInversion, concepts, *, use_cross_attn_
                 g = torch.cat([edit_vector(eps[pos[i, 0]][None], eps[pos[i, row_of[i][j]]][None], lists[i][j]) for i, j in on])
                 attn = torch.stack([maps[pos[i, row_of[i][j]], :, :, slice(*spans[i][j])].float().sum(-1)
                                     for i, j in on]) if use_m1 else None
-                m1, m2, mask = concept_masks(g, attn, [lists[i][j].threshold for i, j in on], t=int(t),
+                m1, m2, mask = concept_masks(g, attn, [lists[i][j].threshold for i, j in on], t=int(tcpu[k]),
                                              use_intersect_mask=use_intersect_mask, intersect_below=intersect_below)
                 for p, (i, j) in enumerate(on):
                     out[i] = out[i] + mask[p].to(g.dtype) * g[p:p + 1]        # ε̂ = u + Σ_i M_i g_i
