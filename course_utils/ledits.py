@@ -219,9 +219,9 @@ def _rows(models, x: torch.Tensor, image_of_row: torch.Tensor) -> torch.Tensor:
 
 
 def _scratch(sched):
-    """A copy of the scheduler to take one step (or add noise) with, `sched` left as it was. A step only rebinds its
-    state (ints, and the entries of lists such as DPM-Solver's model_outputs), never writes a tensor in
-    place, so a shallow copy with fresh lists will do (a deepcopy also copies every schedule tensor)."""
+    """A copy of the scheduler to take one step (or add noise) with, `sched` left as it was. A step only
+    rebinds its state (ints, and the entries of lists such as DPM-Solver's model_outputs), never writes a
+    tensor in place, so a shallow copy with fresh lists will do (a deepcopy also copies every schedule tensor)."""
     c = copy.copy(sched)
     c.__dict__.update({k: list(v) for k, v in vars(sched).items() if isinstance(v, list)})
     return c

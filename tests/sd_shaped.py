@@ -6,7 +6,7 @@ attention at 64, 32 and 16 = latent/4, where LEDITS++ reads its maps), a CLIP te
 tokens, SD's DDIM schedule. Only the widths (and one attention head: at 64x64 latents the self-
 attention's 4096 x 4096 maps are most of the cost) are tiny, so every helper runs in seconds on a CPU.
 
-With `real_widths`, the same folder holds SD 1.5's *real* architecture instead (`random_sd15`: 860M-
+With `real=True`, the same folder holds SD 1.5's *real* architecture instead (`random_sd15`: 860M-
 parameter UNet, random float16 weights built on the GPU when there is one, the fp16 variant only), for
 the GPU run of the lessons' real-photo cells (test_real_photo_cells.py), where speed and float16 range
 are what is checked and the tiny widths would hide both.

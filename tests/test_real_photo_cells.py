@@ -13,7 +13,7 @@ On a machine with a GPU, `test_real_photo_cell_on_a_gpu` also runs each cell exa
 Colab runs it (every step, float16 on CUDA) against SD 1.5's *real* architecture with random weights
 (sd_shaped.real_widths), and prints its seconds and peak GPU memory:
 
-    pytest tests/test_real_photo_cells.py -k gpu -s"""
+    pytest tests/test_real_photo_cells.py -k on_a_gpu -s"""
 import ast
 import json
 import time

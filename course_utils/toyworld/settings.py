@@ -173,8 +173,8 @@ def toy_ledits(models, edits, *, naming: str = "captions", concepts=None, skip=N
         idx = [i for i, k in enumerate(skips) if k == s]
         src = [edits[i].source_prompt if captions else "" for i in idx]
         inv = ddpm_invert(models, [render(edits[i].source).image for i in idx], source_prompt=src,
-                          source_guidance_scale=CAPTION_SCALE if captions else None, num_inversion_steps=num_steps, skip=s, solver=solver,
-                          progress=False)
+                          source_guidance_scale=CAPTION_SCALE if captions else None, num_inversion_steps=num_steps,
+                          skip=s, solver=solver, progress=False)
         res = ledits_edit(models, inv, [concepts(edits[i]) for i in idx], record_masks=record_masks, progress=False, **edit_kw)
         ims, recs = res if record_masks else (res, [None] * len(idx))
         for i, im, rec in zip(idx, ims, recs): out[i], masks[i] = im, rec
