@@ -1,6 +1,6 @@
 """Your own photograph, made ready for a model: RGB, square, the model's size.
 
-    photo = load_photo("my_cat.jpg", models)   # path, PIL image or H x W (x C) uint8 array; any size and mode
+    photo = load_photo("my_cat.jpg", models)   # path, http(s) URL, PIL image or H x W (x C) uint8 array; any size and mode
 
 The editors take exactly what the model was built for (512x512 RGB for SD 1.5, 64x64 for the toy
 model) and refuse anything else. `load_photo` gets a picture there in the plainest way, and says
@@ -15,6 +15,7 @@ what it did:
 To keep a different part of the picture, crop it yourself first (`image.crop((left, top, right, bottom))`).
 """
 from __future__ import annotations
+import io
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
@@ -30,8 +31,23 @@ def _side(size) -> int:
     return int(size)
 
 
+def _download(url: str, timeout: float = 30) -> tuple[Image.Image, str]:
+    "The picture at an http(s) URL, and its file name; ConnectionError saying what to do when it cannot be fetched."
+    import urllib.error, urllib.request
+    name = url.split("?")[0].rstrip("/").rsplit("/", 1)[-1] or url
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers={"User-Agent": "course-utils"}), timeout=timeout) as r:
+            data = r.read()
+    except (urllib.error.URLError, OSError) as e:
+        raise ConnectionError(f"could not download {url} ({getattr(e, 'reason', e)}). Offline, save the photo "
+                              "and pass its path instead.") from e
+    im = Image.open(io.BytesIO(data)); im.load()
+    return ImageOps.exif_transpose(im), name
+
+
 def _open(photo) -> tuple[Image.Image, str]:
-    "A PIL image and a short name for messages, from a path, a PIL image or a uint8 array."
+    "A PIL image and a short name for messages, from a path, an http(s) URL, a PIL image or a uint8 array."
+    if isinstance(photo, str) and photo.lower().startswith(("http://", "https://")): return _download(photo)
     if isinstance(photo, (str, Path)):
         path = Path(photo).expanduser()
         if not path.is_file(): raise FileNotFoundError(f"no photo at {path}")
@@ -43,7 +59,7 @@ def _open(photo) -> tuple[Image.Image, str]:
         if photo.dtype != np.uint8 or photo.ndim not in (2, 3) or (photo.ndim == 3 and photo.shape[2] not in (3, 4)):
             raise ValueError(f"an array photo must be uint8, H x W or H x W x 3/4; got {photo.dtype} {photo.shape}")
         return Image.fromarray(photo), "array"
-    raise TypeError(f"expected a file path, a PIL image or a uint8 numpy array, got {type(photo).__name__}")
+    raise TypeError(f"expected a file path, an http(s) URL, a PIL image or a uint8 numpy array, got {type(photo).__name__}")
 
 
 def _rgb(im: Image.Image) -> Image.Image:
@@ -61,7 +77,7 @@ def _rgb(im: Image.Image) -> Image.Image:
 def load_photo(photo, size=512, *, verbose: bool = True) -> Image.Image:
     """A photo of any size and mode -> a `size` x `size` RGB PIL image (centre crop, then Lanczos resize).
 
-    photo: a file path, a PIL image or a uint8 array (H x W or H x W x 3/4);
+    photo: a file path, an http(s) URL (downloaded each time), a PIL image or a uint8 array (H x W or H x W x 3/4);
     size: the side in pixels, or the `Models` to edit it with (their VAE's sample size);
     verbose: print what was done, e.g. 'cat.jpg: 451x300 RGB -> centre crop 300x300 (x 75..375) -> 512x512 RGB'."""
     side = _side(size)

@@ -92,3 +92,24 @@ def test_the_editors_point_to_it():
     from course_utils.latents import pil_to_tensor
     with pytest.raises(ValueError, match="load_photo"): pil_to_tensor(Image.new("RGB", (30, 20)), 64)
     with pytest.raises(ValueError, match="load_photo"): pil_to_tensor(Image.new("L", (64, 64)), 64)
+
+
+@pytest.fixture
+def local_server():
+    "An HTTP server on this machine's loopback serving images/ (no network needed): -> its base URL."
+    import functools, http.server, threading
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(IMAGES))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown(); server.server_close()
+
+
+def test_a_photo_from_a_url_is_the_photo_from_its_path(local_server, capsys):
+    im = load_photo(f"{local_server}/coffee.jpg?raw=1", 64)
+    said = capsys.readouterr().out
+    assert np.array_equal(np.asarray(im), np.asarray(load_photo(IMAGES / "coffee.jpg", 64)))
+    assert said == capsys.readouterr().out and said.startswith("coffee.jpg: ")   # named by its file, said alike
+    with pytest.raises(ConnectionError, match="could not download .*save the photo"):
+        load_photo(f"{local_server}/no_such_photo.jpg", 64)
