@@ -1,6 +1,6 @@
 """Your own photograph, made ready for a model: RGB, square, the model's size.
 
-    photo = load_photo("my_cat.jpg", models)   # path, http(s) URL, PIL image or H x W (x C) uint8 array; any size and mode
+    photo = load_photo("my_cat.jpg", models)   # a path, an http(s) URL, a PIL image or a uint8 array
 
 The editors take exactly what the model was built for (512x512 RGB for SD 1.5, 64x64 for the toy
 model) and refuse anything else. `load_photo` gets a picture there in the plainest way, and says
@@ -32,7 +32,7 @@ def _side(size) -> int:
 
 
 def _download(url: str, timeout: float = 30) -> tuple[Image.Image, str]:
-    "The picture at an http(s) URL, and its file name; ConnectionError saying what to do when it cannot be fetched."
+    "The picture at an http(s) URL and its file name; a ConnectionError that says what to do if it cannot be fetched."
     import urllib.error, urllib.request
     name = url.split("?")[0].rstrip("/").rsplit("/", 1)[-1] or url
     try:
@@ -59,7 +59,8 @@ def _open(photo) -> tuple[Image.Image, str]:
         if photo.dtype != np.uint8 or photo.ndim not in (2, 3) or (photo.ndim == 3 and photo.shape[2] not in (3, 4)):
             raise ValueError(f"an array photo must be uint8, H x W or H x W x 3/4; got {photo.dtype} {photo.shape}")
         return Image.fromarray(photo), "array"
-    raise TypeError(f"expected a file path, an http(s) URL, a PIL image or a uint8 numpy array, got {type(photo).__name__}")
+    raise TypeError(f"expected a file path, an http(s) URL, a PIL image or a uint8 numpy array, "
+                    f"got {type(photo).__name__}")
 
 
 def _rgb(im: Image.Image) -> Image.Image:
@@ -77,7 +78,8 @@ def _rgb(im: Image.Image) -> Image.Image:
 def load_photo(photo, size=512, *, verbose: bool = True) -> Image.Image:
     """A photo of any size and mode -> a `size` x `size` RGB PIL image (centre crop, then Lanczos resize).
 
-    photo: a file path, an http(s) URL (downloaded each time), a PIL image or a uint8 array (H x W or H x W x 3/4);
+    photo: a file path, an http(s) URL (downloaded each time), a PIL image or a uint8 array (H x W or
+    H x W x 3/4), of any size and mode;
     size: the side in pixels, or the `Models` to edit it with (their VAE's sample size);
     verbose: print what was done, e.g. 'cat.jpg: 451x300 RGB -> centre crop 300x300 (x 75..375) -> 512x512 RGB'."""
     side = _side(size)
