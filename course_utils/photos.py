@@ -36,8 +36,8 @@ def _download(url: str, timeout: float = 30) -> tuple[Image.Image, str]:
     import urllib.error, urllib.request
     name = url.split("?")[0].rstrip("/").rsplit("/", 1)[-1] or url
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers={"User-Agent": "course-utils"}), timeout=timeout) as r:
-            data = r.read()
+        request = urllib.request.Request(url, headers={"User-Agent": "course-utils"})   # some hosts refuse Python's own
+        with urllib.request.urlopen(request, timeout=timeout) as r: data = r.read()
     except (urllib.error.URLError, OSError) as e:
         raise ConnectionError(f"could not download {url} ({getattr(e, 'reason', e)}). Offline, save the photo "
                               "and pass its path instead.") from e
