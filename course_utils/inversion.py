@@ -8,6 +8,10 @@ DDIM's update from x_s (less noisy, ᾱ_s) to x_t (noisier, ᾱ_t), with the noi
 Inverting the same timesteps the sampler will use (DiffEdit §3.2, "DDIM encoding") gives, for
 every one of them, a latent that the sampler maps back to (almost) the input image. The first
 inverted step starts from the clean latents at the sampler's final ᾱ (`final_alpha_cumprod`).
+
+A model that predicts v = sqrt(ᾱ) ε − sqrt(1 − ᾱ) x_0 instead of ε (SD 2.x at 768x768) has its
+output turned into ε̂ and x̂_0 at ᾱ_s first, as diffusers' DDIMInverseScheduler does:
+    ε̂ = sqrt(ᾱ_s) v + sqrt(1 − ᾱ_s) x_s,   x̂_0 = sqrt(ᾱ_s) x_s − sqrt(1 − ᾱ_s) v
 """
 from __future__ import annotations
 from dataclasses import dataclass
@@ -118,13 +122,17 @@ def ddim_invert(models, image, *, prompt: str = "", num_inference_steps: int = 5
     guided = guidance_scale != 1
     emb = encode_cfg_prompts(models, prompts) if guided else encode_prompt(models, prompts)
     sched, abar = models.scheduler, models.scheduler.alphas_cumprod.to(z.device)
+    kind = sched.config.prediction_type
+    if kind not in ("epsilon", "v_prediction"):
+        raise ValueError(f"DDIM inversion needs a model that predicts epsilon or v, this one predicts {kind!r}")
     out, a_s = [z], sched.final_alpha_cumprod.to(z.device)
-    for t in tqdm(ts, desc="DDIM inversion", disable=not progress, leave=False):
+    for t, t_int in zip(tqdm(ts, desc="DDIM inversion", disable=not progress, leave=False), ts.tolist()):
         x_in = torch.cat([z] * 2) if guided else z
         eps = models.unet(x_in, t, encoder_hidden_states=emb).sample
         if guided: eps = cfg(*eps.chunk(2), guidance_scale)
-        a_t = abar[int(t)]
-        x0 = (z - (1 - a_s).sqrt() * eps) / a_s.sqrt()        # x̂_0 from x_s
+        a_t = abar[t_int]
+        if kind == "v_prediction": eps, x0 = a_s.sqrt() * eps + (1 - a_s).sqrt() * z, a_s.sqrt() * z - (1 - a_s).sqrt() * eps
+        else: x0 = (z - (1 - a_s).sqrt() * eps) / a_s.sqrt()   # x̂_0 from x_s
         z = a_t.sqrt() * x0 + (1 - a_t).sqrt() * eps           # x_t = sqrt(ᾱ_t) x̂_0 + sqrt(1−ᾱ_t) ε
         out.append(z); a_s = a_t
     return DDIMInversion(torch.stack(out), ts.cpu(), num_inference_steps, prompts if batched else prompts[0])

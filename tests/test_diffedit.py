@@ -64,6 +64,26 @@ def test_ddim_inversion_shapes_and_timesteps(random_models, edit):
     with pytest.raises(KeyError): inv.at(999)
 
 
+@pytest.mark.parametrize("kind", ["epsilon", "v_prediction"])
+def test_ddim_inversion_is_diffusers_inverse_scheduler(random_models, edit, kind):
+    "ε- and v-predicting models (SD 1.x, SD 2.x at 768) alike: every inverted latent is diffusers' DDIMInverseScheduler's."
+    import dataclasses
+    from diffusers import DDIMInverseScheduler, DDIMScheduler
+    from course_utils.inversion import encode_image
+    from course_utils.text import encode_prompt
+    m = dataclasses.replace(random_models, scheduler=DDIMScheduler.from_config(random_models.scheduler.config, prediction_type=kind))
+    im = render(edit.source).image
+    inv = ddim_invert(m, im, num_inference_steps=20, ratio=0.5, progress=False)
+    ref = DDIMInverseScheduler.from_config(m.scheduler.config)
+    ref.set_timesteps(20)
+    z, emb = encode_image(m, im), encode_prompt(m, [""])
+    assert ref.timesteps[:10].tolist() == inv.timesteps.tolist()
+    with torch.no_grad():
+        for k, t in enumerate(ref.timesteps[:10]):
+            z = ref.step(m.unet(z, t, encoder_hidden_states=emb).sample, t, z).prev_sample
+            close(inv.latents[k + 1], z, 1e-5)
+
+
 def test_ddim_inversion_then_decoding_reconstructs(toy):
     "DDIM encoding is (nearly) invertible: decoding the inverted latents with the same prompt comes back."
     im = render(random_scene(HELD_OUT + 11)).image
