@@ -174,6 +174,11 @@ def resolve(name_or_path: str, cache_dir=None, dtype: torch.dtype = torch.float3
     if name_or_path == "toy": return _toy_folder()
     path = Path(name_or_path).expanduser()
     if path.is_dir(): return _check_folder(path)
+    if path.is_file():   # a single-file checkpoint (model.safetensors / .ckpt), as model sites share them
+        raise ValueError(f"{name_or_path!r} is one file, and the course loads a diffusers folder. Convert it once, "
+                         "with network for its configs: StableDiffusionPipeline.from_single_file(path)"
+                         ".save_pretrained(folder) (safetensors only: a .ckpt is a pickle, which can run code), "
+                         f"then load_models(folder). Or choose {CHOICES}.")
     if not _HUB_ID.match(str(name_or_path)):
         raise ValueError(f"{name_or_path!r} is neither an existing folder nor a hub id shaped like "
                          f"'owner/name'. Choose {CHOICES}.")

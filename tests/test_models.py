@@ -72,6 +72,12 @@ def test_nonsense_name_is_a_value_error(name):
         load_models(name)
 
 
+def test_a_single_file_checkpoint_says_how_to_convert_it(tmp_path):
+    (tmp_path / "my-model.safetensors").write_bytes(b"not loaded")
+    with pytest.raises(ValueError, match="one file.*from_single_file.*save_pretrained"):
+        load_models(str(tmp_path / "my-model.safetensors"))
+
+
 def test_folder_without_unet_is_a_clear_error(tmp_path):
     (tmp_path / "model_index.json").write_text(json.dumps(MODEL_INDEX))
     with pytest.raises(FileNotFoundError, match="unet") as e:
