@@ -136,6 +136,7 @@ def choose_weights(files, dtype: torch.dtype = torch.float32) -> dict[str, str |
     weights (cast when loaded); other dtypes take the plain ones. Safetensors only: a part whose
     weights are pickles alone (.bin, .ckpt) is an error, because unpickling a file can run its code."""
     files = [str(f).replace("\\", "/") for f in files]
+    _check_architecture(files)
     want = "fp16" if dtype == torch.float16 else None
     out = {}
     for part in PARTS:
@@ -152,6 +153,21 @@ def choose_weights(files, dtype: torch.dtype = torch.float32) -> dict[str, str |
             raise FileNotFoundError(f"{part}/ has no .safetensors weights; a Stable Diffusion folder must contain {SD_FOLDER}")
         out[part] = want if want in variants else None if None in variants else sorted(variants)[0]
     return out
+
+
+# folders that only models the course's helpers cannot run have: -> what the model is
+_OTHER_MODELS = {"text_encoder_2": "Stable Diffusion XL (two text encoders)", "transformer": "a diffusion transformer "
+                 "(SD 3, FLUX, PixArt: no UNet)", "prior": "a two-stage model with a prior (Kandinsky, unCLIP)"}
+
+
+def _check_architecture(files: list[str]):
+    "A ValueError for a repository or folder of a model the helpers cannot run, before anything is fetched or loaded."
+    tops = {f.split("/", 1)[0] for f in files if "/" in f}
+    for top, what in _OTHER_MODELS.items():
+        if top in tops:
+            raise ValueError(f"this is {what}, with a {top}/ folder: the course's helpers run Stable Diffusion 1.x "
+                             "and 2.x, one UNet conditioned on one CLIP text encoder (e.g. "
+                             "stable-diffusion-v1-5/stable-diffusion-v1-5 or stabilityai/stable-diffusion-2-1)")
 
 
 def hub_files(files, dtype: torch.dtype = torch.float32) -> list[str]:
@@ -196,6 +212,7 @@ def _toy_folder() -> Path:
 
 def _check_folder(path: Path) -> Path:
     "`path` if it looks like a diffusers SD folder, else a FileNotFoundError saying what it must hold."
+    _check_architecture(folder_files(path))   # an SD 3 or FLUX folder has no unet/: say what it is instead
     missing = [p for p in ("model_index.json", "unet") if not (path / p).exists()]
     if missing:
         raise FileNotFoundError(f"{path} is not a diffusers Stable Diffusion folder: it lacks "

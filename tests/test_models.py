@@ -163,6 +163,16 @@ def test_fp16_falls_back_to_the_plain_weights_part_by_part():
     assert [f for f in hub_files(files, torch.float16) if f.startswith("unet/")] == sorted(sharded[:3] + ["unet/config.json"])
 
 
+@pytest.mark.parametrize("extra,what", [("text_encoder_2/model.safetensors", "XL"), ("transformer/config.json", "transformer"),
+                                        ("prior/config.json", "prior")])
+def test_models_the_helpers_cannot_run_are_refused_before_any_download(extra, what, tmp_path):
+    with pytest.raises(ValueError, match=f"{what}.*Stable Diffusion 1.x and 2.x"):
+        hub_files(SD15_FILES + [extra], torch.float16)                  # the hub's listing, before snapshot_download
+    (tmp_path / "model_index.json").write_text("{}")                   # no unet/, as in SD 3 or FLUX
+    (tmp_path / extra).parent.mkdir(parents=True, exist_ok=True); (tmp_path / extra).write_text("{}")
+    with pytest.raises(ValueError, match=what): load_models(str(tmp_path))   # a local folder, before loading
+
+
 def test_pickle_only_weights_are_refused_with_a_clear_error():
     files = [f for f in SD15_FILES if not (f.startswith("unet/") and f.endswith(".safetensors"))]
     with pytest.raises(FileNotFoundError, match=r"unet/ holds only pickled weights.*safetensors"):
