@@ -19,8 +19,8 @@ the result once: ours return images and latents, and diffusers' latents go throu
 (until 2026-12-06 they did not: ~1 VAE decode in diffusers' favour, seconds on a CPU at 512x512).
 
 Then where LEDITS++'s time goes: the UNet alone, one call at 1, 2 and 3 rows (the inversion's and the
-edit's sizes; a flat line means the GPU waits on kernel launches, not on arithmetic), and each side's
-inversion and edit timed apart.
+edit's sizes; a flat line means the GPU waits on kernel launches, not on arithmetic), each side's
+inversion and edit timed apart, and ours on a batch of four images (one UNet call of 4 and 12 rows a step).
 """
 import argparse, os, statistics, sys, tempfile, time
 from pathlib import Path
@@ -33,6 +33,7 @@ from course_utils.diffedit import diffedit_mask, diffedit, diffusers_diffedit, d
 from course_utils.ledits import (ddpm_invert, ledits_edit, diffusers_ledits, diffusers_ledits_edit, diffusers_ledits_apply,
                                  EditConcept)
 from course_utils.latents import latents_to_images
+from course_utils.attention import keep_processors
 from course_utils.toyworld.tokenizer import write_clip_tokenizer
 
 PROMPT, SOURCE, TARGET = "a photo of a cat", "a photo of a cat", "a photo of a dog"
@@ -136,12 +137,20 @@ def split(m: Models, repeats: int):
     inv, lp = [None], diffusers_ledits(m)
     def our_inv(): inv[0] = ddpm_invert(m, photo, num_inversion_steps=20, skip=0.15, solver="dpmpp", progress=False)
     def our_edit(): return ledits_edit(m, inv[0], CONCEPTS, return_latents=True, progress=False)[1]
-    def their_inv(): lp.invert(image=photo, num_inversion_steps=20, skip=0.15, generator=torch.Generator().manual_seed(0))
+    def their_inv():   # its invert leaves classic attention on the shared UNet: put ours back (as diffusers_ledits_edit does)
+        with keep_processors(m.unet):
+            lp.invert(image=photo, num_inversion_steps=20, skip=0.15, generator=torch.Generator().manual_seed(0))
     def their_edit(): return diffusers_ledits_apply(lp, CONCEPTS, output_type="latent")
     oi = warm_median(m, our_inv, repeats); oe = warm_median(m, our_edit, repeats)
     ti = warm_median(m, their_inv, repeats); te = warm_median(m, decoded(m, their_edit), repeats)
     print(f"LEDITS++ apart: ours inversion {oi:.3f} s + edit {oe:.3f} s; diffusers inversion {ti:.3f} s + "
           f"edit {te:.3f} s (each edit with one decode)")
+    photos = [photo.rotate(90 * k) for k in range(4)]                 # four images in one batch (ours only:
+    def batch():                                                       # diffusers' masks are wrong in a batch)
+        inv4 = ddpm_invert(m, photos, num_inversion_steps=20, skip=0.15, solver="dpmpp", seed=[0, 1, 2, 3], progress=False)
+        return ledits_edit(m, inv4, [CONCEPTS] * 4, return_latents=True, progress=False)[1]
+    tb = warm_median(m, batch, repeats)
+    print(f"LEDITS++ in a batch of 4: {tb / 4:.3f} s an image, against {oi + oe:.3f} s alone ({(oi + oe) * 4 / tb:.1f}x)")
 
 
 def main(argv=None):
