@@ -136,7 +136,6 @@ def choose_weights(files, dtype: torch.dtype = torch.float32) -> dict[str, str |
     weights (cast when loaded); other dtypes take the plain ones. Safetensors only: a part whose
     weights are pickles alone (.bin, .ckpt) is an error, because unpickling a file can run its code."""
     files = [str(f).replace("\\", "/") for f in files]
-    _check_architecture(files)
     want = "fp16" if dtype == torch.float16 else None
     out = {}
     for part in PARTS:
@@ -175,6 +174,7 @@ def hub_files(files, dtype: torch.dtype = torch.float32) -> list[str]:
     safetensors weights per part (see `choose_weights`). Never the safety checker, the feature
     extractor, pickles, other variants (fp16 / non_ema) or single-file checkpoints at the top."""
     import fnmatch
+    _check_architecture(files)   # before anything is fetched (a local folder: _check_folder)
     chosen = choose_weights(files, dtype)
     def used(f: str) -> bool:
         if any(fnmatch.fnmatch(f, c) for c in CONFIGS): return True
