@@ -92,6 +92,9 @@ class EditConcept:
 
     def __post_init__(self):
         as_prompt_list(self.prompt, "concept prompt")
+        if not self.prompt.strip():
+            raise ValueError("an empty concept prompt edits nothing: its noise prediction is the unconditional "
+                             "one, u, so its edit vector s (ε_c − u) is 0")
         if self.mask_words is not None and self.mask_words not in self.prompt:
             raise ValueError(f"mask_words {self.mask_words!r} are not words of the prompt {self.prompt!r}")
         if not 0 <= self.threshold < 1: raise ValueError(f"threshold must be in [0, 1), got {self.threshold}")
@@ -122,10 +125,12 @@ def caption_concepts(source_prompt: str, target_prompt: str, scale: float = 1.0)
     """An edit named by whole captions: the target caption forward and the source caption in reverse,
     both at `scale`, no mask (threshold 0). Invert with `ddpm_invert(..., source_prompt=source_prompt,
     source_guidance_scale=scale)`: then ε̂ = u + scale (ε(tgt) − u), and with target = source nothing
-    changes (see the module doc)."""
+    changes (see the module doc). With no source caption ("") the reverse concept would be u − u = 0, and
+    is left out: ε̂ = u + scale (ε(tgt) − u)."""
     for name, p in (("source_prompt", source_prompt), ("target_prompt", target_prompt)):
         if not isinstance(p, str): raise TypeError(f"{name} must be one caption (a str), got {type(p).__name__}")
-    return [EditConcept(target_prompt, scale=scale, threshold=0.0), EditConcept(source_prompt, scale=scale, threshold=0.0, reverse=True)]
+    forward = EditConcept(target_prompt, scale=scale, threshold=0.0)
+    return [forward] + ([EditConcept(source_prompt, scale=scale, threshold=0.0, reverse=True)] if source_prompt.strip() else [])
 
 
 def token_span(tokenizer, concept: EditConcept) -> tuple[int, int]:

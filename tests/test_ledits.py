@@ -213,6 +213,9 @@ def test_bad_input_says_what_is_wrong(random_models, toy, image):
     with pytest.raises(ValueError, match=r"threshold must be in \[0, 1\), got -0.1"): EditConcept("hat", threshold=-0.1)
     with pytest.raises(TypeError, match="target_prompt must be one caption"): caption_concepts("a red thing", ["a", "b"])
     with pytest.raises(ValueError, match="cooldown"): EditConcept("hat", warmup=3, cooldown=2)
+    for empty in ("", "  "):                                                # ε("") = u: an edit vector of 0
+        with pytest.raises(ValueError, match="empty concept prompt edits nothing"): EditConcept(empty)
+    assert caption_concepts("", "a red thing", 2) == [EditConcept("a red thing", scale=2, threshold=0.0)]
     with pytest.raises(ValueError, match="skip"): ddpm_invert(random_models, image, skip=1.0)
     with pytest.raises(ValueError, match="64x64"): ddpm_invert(random_models, image.resize((48, 48)))
     with pytest.raises(ValueError, match="needs a source_prompt"):          # it would be ignored: u alone has no guidance
