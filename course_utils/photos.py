@@ -41,8 +41,14 @@ def _download(url: str, timeout: float = 30) -> tuple[Image.Image, str]:
     except (urllib.error.URLError, OSError) as e:
         raise ConnectionError(f"could not download {url} ({getattr(e, 'reason', e)}). Offline, save the photo "
                               "and pass its path instead.") from e
-    im = Image.open(io.BytesIO(data)); im.load()
-    return ImageOps.exif_transpose(im), name
+    return _decode(io.BytesIO(data), name)
+
+
+def _decode(source, name: str) -> tuple[Image.Image, str]:
+    "The picture in a file (a path or bytes), read whole and turned upright, and its name."
+    with Image.open(source) as im:
+        im.load()
+        return ImageOps.exif_transpose(im), name
 
 
 def _open(photo) -> tuple[Image.Image, str]:
@@ -51,9 +57,7 @@ def _open(photo) -> tuple[Image.Image, str]:
     if isinstance(photo, (str, Path)):
         path = Path(photo).expanduser()
         if not path.is_file(): raise FileNotFoundError(f"no photo at {path}")
-        with Image.open(path) as im:
-            im.load()
-            return ImageOps.exif_transpose(im), path.name
+        return _decode(path, path.name)
     if isinstance(photo, Image.Image): return ImageOps.exif_transpose(photo), "photo"
     if isinstance(photo, np.ndarray):
         if photo.dtype != np.uint8 or photo.ndim not in (2, 3) or (photo.ndim == 3 and photo.shape[2] not in (3, 4)):
