@@ -12,7 +12,7 @@ Optionally (`grow`, not in the paper) the binary mask grows by hysteresis, as Ca
 keeps weak edges: a cell with M > grow joins it where it connects (8-neighbours) to cells above the
 threshold, so the faint rim of a change is kept without letting in faint cells elsewhere.
 
-All 2n predictions come from ONE batched UNet call (chunked only to bound memory). With CFG the
+All 2n predictions come from ONE batched UNet call (in pieces only when GPU memory runs out: chunks.py). With CFG the
 unconditional prediction cancels in the difference (ε_Q − ε_R = s (c_Q − c_R)), and the
 rescaling removes s: the mask does not depend on the guidance scale, so none is computed.
 
@@ -37,6 +37,7 @@ import torch.nn.functional as F
 
 from .text import encode_prompt, encode_cfg_prompts
 from .guidance import rescaled_guidance
+from .chunks import unet_eps
 from .inversion import (ddim_invert, check_unit_interval, encode_image, sampling_timesteps, DDIMInversion, as_images,
                         per_image, per_image_prompts, generators)
 from .sampling import denoise
@@ -83,13 +84,6 @@ def _noised(models, images, n, strength, seeds, num_inference_steps):
     return models.scheduler.add_noise(z, noise.to(z.device, z.dtype), t.expand(len(z))), t
 
 
-def _unet_batched(models, x, t, emb, chunk):
-    "eps for a batch, in chunks of at most `chunk` rows (None: one call)."
-    chunk = chunk or len(x)
-    return torch.cat([models.unet(x[i:i + chunk], t, encoder_hidden_states=emb[i:i + chunk]).sample
-                      for i in range(0, len(x), chunk)])
-
-
 def _to_mask(diff: torch.Tensor, threshold: float, clip_ratio: float, grow: float | None = None) -> DiffEditMask:
     "n x C x h x w differences -> the rescaled soft mask and the binary mask."
     d = diff.abs().float().mean(dim=(0, 1))               # mean over samples and channels: h x w
@@ -107,7 +101,7 @@ def _masks(models, image, prompts, n, strength, seed, num_inference_steps, chunk
         if g is not None and not 0 <= g <= th: raise ValueError(f"grow must lie in [0, threshold = {th}], got {g}")
     x, t = _noised(models, images, n, strength, per_image(seed, len(images), "seed"), num_inference_steps)
     emb = prompts(len(images)).repeat_interleave(n, 0)    # [a_1 x n, ..., a_B x n ; b_1 x n, ..., b_B x n]
-    eps_a, eps_b = _unet_batched(models, torch.cat([x, x]), t, emb, chunk).chunk(2)
+    eps_a, eps_b = unet_eps(models, torch.cat([x, x]), t, emb, rows=chunk).chunk(2)
     diffs = difference(eps_a, eps_b).unflatten(0, (len(images), n))
     masks = [_to_mask(d, th, clip_ratio, g) for d, th, g in zip(diffs, thresholds, grows)]
     return masks if batched else masks[0]
@@ -121,9 +115,10 @@ def diffedit_mask(models, image, reference_prompt: str, query_prompt: str, *, n:
 
     image: PIL RGB of the model's size (64x64 toy, 512x512 SD), or a list of B of them with a prompt
     (and seed, threshold, grow) for all or one per image: a list of masks back. n noise samples per image at
-    `strength`, all in one batched UNet call of 2nB rows (`chunk` bounds the rows per call). `grow`: a lower
-    threshold for hysteresis (`hysteresis`; None, the paper's mask: none). guidance_scale is accepted for
-    parity with diffusers' generate_mask; it cancels out (see the module doc)."""
+    `strength`, all in one batched UNet call of 2nB rows (`chunk` bounds the rows per call; by default
+    `models.max_rows`, see chunks.py). `grow`: a lower threshold for hysteresis (`hysteresis`; None,
+    the paper's mask: none). guidance_scale is accepted for parity with diffusers' generate_mask; it
+    cancels out (see the module doc)."""
     prompts = lambda b: encode_prompt(models, per_image_prompts(reference_prompt, b, "reference_prompt") +
                                       per_image_prompts(query_prompt, b, "query_prompt"))
     return _masks(models, image, prompts, n, strength, seed, num_inference_steps, chunk, lambda r, q: q - r, threshold,

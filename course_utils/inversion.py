@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from .latents import image_to_latents, pil_to_tensor, image_size
 from .text import as_prompt_list, encode_prompt, encode_cfg_prompts
 from .guidance import cfg
+from .chunks import unet_eps
 
 __all__ = ["DDIMInversion", "as_images", "per_image", "per_image_prompts", "generators", "check_image", "check_unit_interval",
            "encode_image", "sampling_timesteps", "ddim_invert"]
@@ -128,7 +129,7 @@ def ddim_invert(models, image, *, prompt: str = "", num_inference_steps: int = 5
     out, a_s = [z], sched.final_alpha_cumprod.to(z.device)
     for t, t_int in zip(tqdm(ts, desc="DDIM inversion", disable=not progress, leave=False), ts.tolist()):
         x_in = torch.cat([z] * 2) if guided else z
-        eps = models.unet(x_in, t, encoder_hidden_states=emb).sample
+        eps = unet_eps(models, x_in, t, emb)
         if guided: eps = cfg(*eps.chunk(2), guidance_scale)
         a_t = abar[t_int]
         if kind == "v_prediction": eps, x0 = a_s.sqrt() * eps + (1 - a_s).sqrt() * z, a_s.sqrt() * z - (1 - a_s).sqrt() * eps

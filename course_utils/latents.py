@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .chunks import in_chunks
+
 __all__ = ["pil_to_tensor", "tensor_to_pil", "image_to_latents", "latents_to_images", "latents_to_pil"]
 
 
@@ -44,10 +46,13 @@ def image_size(models) -> int:
 
 @torch.no_grad()
 def image_to_latents(models, images, *, sample: bool = False, generator=None) -> torch.Tensor:
-    "PIL image(s) or B x 3 x H x W tensor in [-1, 1] -> B x 4 x H/f x W/f latents, scaled by s."
+    """PIL image(s) or B x 3 x H x W tensor in [-1, 1] -> B x 4 x H/f x W/f latents, scaled by s: the
+    posterior's mean, or with `sample` a draw from it (one draw for the batch, as diffusers' VAE makes)."""
+    from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
     vae = models.vae
     x = images if isinstance(images, torch.Tensor) else pil_to_tensor(images)
-    post = vae.encode(x.to(vae.device, vae.dtype)).latent_dist
+    params = in_chunks(models, "vae", lambda i, j: vae.encode(x[i:j].to(vae.device, vae.dtype)).latent_dist.parameters, len(x))
+    post = DiagonalGaussianDistribution(params)                  # mean and log-variance, B x 2C x h x w
     z = post.sample(generator) if sample else post.mean
     return z * vae.config.scaling_factor
 
@@ -56,7 +61,8 @@ def image_to_latents(models, images, *, sample: bool = False, generator=None) ->
 def latents_to_images(models, latents: torch.Tensor) -> torch.Tensor:
     "B x 4 x h x w latents (scaled by s) -> B x 3 x H x W images in [-1, 1]."
     vae = models.vae
-    return vae.decode(latents.to(vae.device, vae.dtype) / vae.config.scaling_factor).sample.clamp(-1, 1)
+    z = latents.to(vae.device, vae.dtype) / vae.config.scaling_factor
+    return in_chunks(models, "vae", lambda i, j: vae.decode(z[i:j]).sample.clamp(-1, 1), len(z))
 
 
 def latents_to_pil(models, latents: torch.Tensor) -> list[Image.Image]:

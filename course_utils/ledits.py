@@ -63,6 +63,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .attention import capture_cross_attention, keep_processors
+from .chunks import unet_eps
 from .inversion import encode_image, as_images, per_image, per_image_prompts, generators
 from .latents import latents_to_pil
 from .text import as_prompt_list, encode_prompt
@@ -292,7 +293,7 @@ def ddpm_invert(models, image, *, source_prompt: str = "", source_guidance_scale
     zs = []
     for k, t in enumerate(tqdm(ts, desc=f"inversion ({solver})", disable=not progress, leave=False)):
         x = xts[k]
-        out = models.unet(_rows(models, x, row_image), t, encoder_hidden_states=emb).sample.float()
+        out = unet_eps(models, _rows(models, x, row_image), t, emb).float()
         eps = torch.cat([_weighted(out, pos, i, weights[i]) for i in range(B)])   # ε̂ = u + s (ε(src) − u), per image
         # μ and σ of this step, read off the scheduler (its step is affine in the noise)
         mu = _scratch(sched).step(eps, t, x, variance_noise=torch.zeros_like(x), **kw).prev_sample
@@ -438,9 +439,8 @@ def ledits_edit(models, inversion: LeditsInversion, concepts, *, use_cross_attn_
     x = inversion.xts[0]
     with capture_cross_attention(models.unet, (h // 4, w // 4), ("down", "up")) if use_m1 else nullcontext() as store:
         for k, t in enumerate(tqdm(ts, desc="LEDITS++ edit", disable=not progress, leave=False)):
-            if store is not None: store.clear()
-            eps = models.unet(_rows(models, x, row_image), t, encoder_hidden_states=emb).sample.float()  # ONE call for the batch
-            maps = store.mean() if use_m1 else None                           # rows x h/4 x w/4 x tokens
+            eps = unet_eps(models, _rows(models, x, row_image), t, emb, store=store)   # ONE call for the batch
+            eps, maps = (eps[0].float(), eps[1]) if use_m1 else (eps.float(), None)   # maps: rows x h/4 x w/4 x tokens
             out = [_weighted(eps, pos, i, steps[k][i]) for i in range(B)]
             on = [(i, j) for i, cs in enumerate(lists) if masked[i] for j, c in enumerate(cs) if c.active(k)]
             if on:   # the masked images' active concepts, their masks in one go: P = len(on) edit vectors g = s (ε_c − u)

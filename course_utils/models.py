@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 import torch
@@ -65,6 +65,7 @@ class Models:
     device: torch.device
     dtype: torch.dtype
     name: str
+    max_rows: dict = field(default_factory=dict)  # {"unet": k, "vae": k}: rows per call at most (chunks.py)
 
     def to(self, device=None, dtype=None) -> "Models":
         "Move the text encoder, VAE and UNet to `device` and/or `dtype` (in place); return self."

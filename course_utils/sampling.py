@@ -19,6 +19,7 @@ from .text import as_prompt_list, encode_prompt, encode_cfg_prompts
 from .guidance import guide, GUIDANCE
 from .latents import latents_to_pil
 from .inversion import per_image
+from .chunks import unet_eps
 
 __all__ = ["initial_latents", "denoise", "generate"]
 
@@ -40,13 +41,13 @@ def denoise(models, latents, emb, *, guidance_scale=7.5, guidance="cfg", timeste
     emb: 2B x L x D ([uncond ; cond]) for guidance, or B x L x D to use the conditional model alone.
     callback(i, t, latents), if given, is called after every step; if it returns a tensor, that
     tensor replaces the latents (DiffEdit uses this to restore the outside of its mask)."""
-    sched, unet = models.scheduler, models.unet
+    sched = models.scheduler
     timesteps = sched.timesteps if timesteps is None else timesteps
     guided = len(emb) == 2 * len(latents)
     for i, t in enumerate(tqdm(timesteps, desc="sampling", disable=not progress, leave=False)):
         x_in = torch.cat([latents] * 2) if guided else latents
         x_in = sched.scale_model_input(x_in, t)
-        eps = unet(x_in, t, encoder_hidden_states=emb).sample
+        eps = unet_eps(models, x_in, t, emb)                # the UNet (chunks.py: in pieces if memory is short)
         if guided:
             u, c = eps.chunk(2)
             eps = guide(u, c, guidance_scale, guidance)

@@ -2,7 +2,8 @@
 # Every check that needs a GPU, in one run (about 3.5 minutes on an H100, most of it loading and writing models):
 #   1. benchmarks/gpu.py: our helpers vs diffusers' pipelines on SD 1.5's real architecture, float16;
 #   2. every lesson's real-photo cell as a learner's Colab runs it (tests/test_real_photo_cells.py -k on_a_gpu);
-#   3. every helper at 512x512 on CUDA, and the batched editors' tests on CUDA (COURSE_TEST_DEVICE=cuda).
+#   3. every helper at 512x512 on CUDA, the batched editors' tests on CUDA (COURSE_TEST_DEVICE=cuda), and a real
+#      out-of-memory error going on in halves (tests/test_chunks.py).
 # Run it from the repository root:  bash scripts/gpu_check.sh [OUT_DIR]   (logs go to OUT_DIR, default runs/gpu)
 # On a machine without the course's environment but with a CUDA torch, first install the pure-Python
 # pins it lacks from wheels (e.g. diffusers, transformers, tokenizers, regex from requirements/lock.txt)
@@ -19,7 +20,7 @@ echo "== benchmarks/gpu.py"
 python3 benchmarks/gpu.py --repeats 3 2>&1 | grep -v "deprecated\|kept in float32" | tee "$out/gpu_bench.txt" || status=1
 echo "== every real-photo cell on SD 1.5's architecture"
 python3 -m pytest -p no:cacheprovider -q -s tests/test_real_photo_cells.py -k on_a_gpu 2>&1 | tee "$out/cells.txt" | grep "ipynb:\|passed\|failed" || status=1
-echo "== every helper on CUDA, and the batched editors"
+echo "== every helper on CUDA, the batched editors, and memory running out"
 COURSE_TEST_DEVICE=cuda python3 -m pytest -p no:cacheprovider -q tests/test_sd_resolution.py tests/test_batched_diffedit.py \
-  tests/test_batched_ledits.py -k "cuda or batched" 2>&1 | tee "$out/cuda_tests.txt" | tail -3 || status=1
+  tests/test_batched_ledits.py tests/test_chunks.py -k "cuda or batched or chunks" 2>&1 | tee "$out/cuda_tests.txt" | tail -3 || status=1
 exit $status
