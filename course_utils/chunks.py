@@ -9,7 +9,7 @@ decodes a whole batch of 512x512 images at once.
 
     models.max_rows = {"unet": 64, "vae": 4}     # rows per call, by hand (absent or None: one call)
 
-By default there is no bound. When a call runs out of CUDA memory it is run again in halves (and
+By default there is no bound. When a call runs out of GPU memory (CUDA, or Apple's MPS) it is run again in halves (and
 halves of those, down to one row), a warning says so, and the size that worked is kept in
 `models.max_rows` for every later call. Rows are independent (each image's attention and group norm
 see its own row alone), so the result is the same; in float16 on a GPU the kernels change with the
@@ -19,15 +19,20 @@ from __future__ import annotations
 import warnings
 import torch
 
-__all__ = ["in_chunks", "unet_eps"]
+__all__ = ["in_chunks", "unet_eps", "out_of_memory"]
+
+
+def out_of_memory(e: BaseException) -> bool:
+    "Did a GPU run out of memory? CUDA raises torch.OutOfMemoryError, Apple's MPS a RuntimeError that says so."
+    return isinstance(e, torch.OutOfMemoryError) or "MPS backend out of memory" in str(e)
 
 
 def in_chunks(models, part: str, fn, n: int, rows: int | None = None):
     """fn(i, j) -> a tensor (or a tuple of tensors) for rows i:j of n; the pieces concatenated along rows.
 
     At most `rows` rows per call (default: `models.max_rows[part]`, and None there means all n at once).
-    On a CUDA out-of-memory error the rows per call are halved, remembered in `models.max_rows[part]`,
-    and the call is made again from where it failed."""
+    When the GPU runs out of memory (CUDA or MPS) the rows per call are halved, remembered in
+    `models.max_rows[part]`, and the call is made again from where it failed. Any other error goes straight up."""
     k = rows or models.max_rows.get(part) or n
     out, i = [], 0
     while i < n:
@@ -35,14 +40,15 @@ def in_chunks(models, part: str, fn, n: int, rows: int | None = None):
             out.append(fn(i, min(n, i + k)))
             i += k
             continue
-        except torch.OutOfMemoryError:
-            if k == 1: raise
+        except RuntimeError as e:   # torch.OutOfMemoryError (CUDA) is one; Apple's MPS raises a plain RuntimeError
+            if k == 1 or not out_of_memory(e): raise
         # out of the except block: the failed call's tensors (held by its traceback) are free again
         k = (k + 1) // 2
         models.max_rows[part] = k
         warnings.warn(f"out of GPU memory in a {part} call: going on with at most {k} rows per call "
                       f"(models.max_rows[{part!r}] = {k}; set it lower to start there)", RuntimeWarning, stacklevel=3)
         if torch.cuda.is_available(): torch.cuda.empty_cache()
+        elif torch.backends.mps.is_available(): torch.mps.empty_cache()
     if len(out) == 1: return out[0]
     return tuple(map(torch.cat, zip(*out))) if isinstance(out[0], tuple) else torch.cat(out)
 

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 import pytest
 import torch
 from course_utils import generate
+from course_utils.chunks import in_chunks
 from course_utils.diffedit import diffedit_mask, diffedit
 from course_utils.latents import image_to_latents, latents_to_images
 from course_utils.ledits import ddpm_invert, ledits_edit, EditConcept
@@ -97,6 +98,20 @@ def test_vae_encode_and_decode_in_pieces(random_models, images):
         close(image_to_latents(m, images, sample=True, generator=g()), drawn)   # one draw for the batch, as before
         close(latents_to_images(m, mean), decoded)
     assert m.max_rows["vae"] == 1 and enc == [1] * 6 and dec == [1] * 3
+
+
+def test_only_running_out_of_memory_splits_a_call(random_models):
+    "Apple's MPS says it ran out in a RuntimeError: split. Any other error (a bug, a shape) goes straight up."
+    m = fresh(random_models)
+    def call(i, j, fail_above, error):
+        if j - i > fail_above: raise error
+        return torch.arange(i, j)
+    with pytest.warns(RuntimeWarning):
+        got = in_chunks(m, "unet", lambda i, j: call(i, j, 2, RuntimeError("MPS backend out of memory (MPS allocated: 9 GB)")), 5)
+    assert got.tolist() == [0, 1, 2, 3, 4] and m.max_rows["unet"] == 2
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        in_chunks(m, "vae", lambda i, j: call(i, j, 2, RuntimeError("mat1 and mat2 shapes cannot be multiplied")), 5)
+    assert "vae" not in m.max_rows
 
 
 def test_a_model_that_does_not_fit_one_row_still_fails(random_models, images):
