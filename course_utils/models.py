@@ -98,6 +98,17 @@ def _quiet_diffusers():
     finally: dlogging.set_verbosity(old)
 
 
+@contextmanager
+def _no_loading_bar():
+    "No 'Loading weights' bar from transformers for a model already on disk (the hub's download bars stay)."
+    from transformers.utils import logging as tlogging
+    was = tlogging.is_progress_bar_enabled()
+    tlogging.disable_progress_bar()
+    try: yield
+    finally:
+        if was: tlogging.enable_progress_bar()
+
+
 def default_device() -> torch.device:
     "CUDA when there is a GPU, else the CPU."
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -260,7 +271,8 @@ def load_models(name_or_path: str = "toy", device=None, dtype=None, *, cache_dir
     load = lambda cls, part: cls.from_pretrained(p, subfolder=part, dtype=dtype, variant=variant[part],
                                                   use_safetensors=True)
     tokenizer = CLIPTokenizer.from_pretrained(p, subfolder="tokenizer")
-    text_encoder, vae, unet = load(CLIPTextModel, "text_encoder"), load(AutoencoderKL, "vae"), load(UNet2DConditionModel, "unet")
+    with _no_loading_bar(): text_encoder = load(CLIPTextModel, "text_encoder")
+    vae, unet = load(AutoencoderKL, "vae"), load(UNet2DConditionModel, "unet")
     scheduler = DDIMScheduler.from_pretrained(p, subfolder="scheduler")
     for m in (text_encoder, vae, unet): m.eval().requires_grad_(False)
     return Models(tokenizer, text_encoder, vae, unet, scheduler, device, dtype, str(name_or_path)).to()

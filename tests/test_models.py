@@ -44,6 +44,18 @@ def test_toy_model_loads_and_runs():
 
 
 @needs_toy
+def test_loading_prints_no_bar_and_leaves_transformers_bars_as_they_were(capfd):
+    "The first cell of every lesson loads the model: transformers' 'Loading weights' bar is noise there."
+    from transformers.utils import logging as tlogging
+    load_models("toy", device="cpu")
+    assert "Loading weights" not in capfd.readouterr().err and tlogging.is_progress_bar_enabled()
+    tlogging.disable_progress_bar()
+    try:
+        load_models("toy", device="cpu"); assert not tlogging.is_progress_bar_enabled()
+    finally: tlogging.enable_progress_bar()
+
+
+@needs_toy
 def test_the_toy_model_stays_on_the_cpu_where_there_is_a_gpu(monkeypatch):
     "On a Colab GPU the lessons' cells run as on a laptop: their own tensors are the CPU's (a real model goes to the GPU)."
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
