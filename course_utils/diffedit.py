@@ -12,9 +12,9 @@ Optionally (`grow`, not in the paper) the binary mask grows by hysteresis, as Ca
 keeps weak edges: a cell with M > grow joins it where it connects (8-neighbours) to cells above the
 threshold, so the faint rim of a change is kept without letting in faint cells elsewhere.
 
-All 2n predictions come from ONE batched UNet call (in pieces only when GPU memory runs out: chunks.py). With CFG the
-unconditional prediction cancels in the difference (ε_Q − ε_R = s (c_Q − c_R)), and the
-rescaling removes s: the mask does not depend on the guidance scale, so none is computed.
+All 2n predictions come from ONE batched UNet call (in pieces only when GPU memory runs out:
+chunks.py). With CFG the unconditional prediction cancels in the difference (ε_Q − ε_R = s (c_Q − c_R)),
+and the rescaling removes s: the mask does not depend on the guidance scale, so none is computed.
 
 The seed notebook's single-prompt variant contrasts +g and −g of the norm-rescaled rule for one
 prompt (`guidance.rescaled_guidance`): where the prompt matters, the two predictions disagree.

@@ -439,8 +439,9 @@ def ledits_edit(models, inversion: LeditsInversion, concepts, *, use_cross_attn_
     x = inversion.xts[0]
     with capture_cross_attention(models.unet, (h // 4, w // 4), ("down", "up")) if use_m1 else nullcontext() as store:
         for k, t in enumerate(tqdm(ts, desc="LEDITS++ edit", disable=not progress, leave=False)):
-            eps = unet_eps(models, _rows(models, x, row_image), t, emb, store=store)   # ONE call for the batch
-            eps, maps = (eps[0].float(), eps[1]) if use_m1 else (eps.float(), None)   # maps: rows x h/4 x w/4 x tokens
+            got = unet_eps(models, _rows(models, x, row_image), t, emb, store=store)   # ONE call for the batch
+            eps, maps = got if use_m1 else (got, None)                        # maps: rows x h/4 x w/4 x tokens
+            eps = eps.float()
             out = [_weighted(eps, pos, i, steps[k][i]) for i in range(B)]
             on = [(i, j) for i, cs in enumerate(lists) if masked[i] for j, c in enumerate(cs) if c.active(k)]
             if on:   # the masked images' active concepts, their masks in one go: P = len(on) edit vectors g = s (ε_c − u)
