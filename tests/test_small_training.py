@@ -7,8 +7,9 @@ import torch
 from torch import nn
 from course_utils.toyworld import load_judge, training
 from course_utils.toyworld.callbacks import EMA, Checkpoint
-from course_utils.toyworld.small import (SMALL_ATTRIBUTES, small_scenes, small_caption, encode_scenes, caption_ids,
-                                         new_small_model, NoisyLatents, index_dataloaders, small_models, small_adherence)
+from course_utils.toyworld.small import (SMALL_ATTRIBUTES, SMALL_TOKENS, small_scenes, small_caption, encode_scenes,
+                                         caption_ids, small_tokenizer, new_small_model, NoisyLatents, index_dataloaders,
+                                         small_models, small_adherence)
 
 
 def test_small_world_varies_only_what_its_captions_say(toy):
@@ -23,15 +24,33 @@ def test_small_world_varies_only_what_its_captions_say(toy):
     assert len(words) == len(cap.replace(",", " ,").split()) and toy.tokenizer.unk_token_id not in words
 
 
+def test_small_captions_fit_the_small_tokenizer_whole(toy):
+    "Every caption of the small world, start and end tokens included, fits in SMALL_TOKENS: nothing is cut off."
+    from course_utils.toyworld.scene import COLORS, SHAPES, BACKGROUNDS
+    tok = small_tokenizer(toy.tokenizer)
+    assert tok.model_max_length == SMALL_TOKENS and toy.tokenizer.model_max_length == 32    # a copy: the shipped one is unchanged
+    caps = [f"a {c} {s} on the left, {b} background" for c in COLORS for s in SHAPES for b in BACKGROUNDS]
+    ids = caption_ids(tok, caps)
+    assert ids.shape == (60, SMALL_TOKENS)
+    full = caption_ids(toy.tokenizer, caps)                       # the shipped tokenizer's 32
+    assert (full[:, SMALL_TOKENS:] == toy.tokenizer.pad_token_id).all() and torch.equal(ids, full[:, :SMALL_TOKENS])
+    model = new_small_model(tok)
+    assert model.text_encoder.config.num_hidden_layers == 0
+    with torch.no_grad():
+        assert model(torch.randn(2, 4, 16, 16), torch.tensor([5, 500]), ids[:2]).shape == (2, 4, 16, 16)
+        with pytest.raises(ValueError, match="max_position_embeddings"): model(torch.randn(1, 4, 16, 16), torch.tensor([5]), caption_ids(toy.tokenizer, caps[:1]))
+    assert small_models(toy, model).tokenizer.model_max_length == SMALL_TOKENS
+
+
 def test_a_short_run_learns_checkpoints_and_resumes(toy, tmp_path):
     from fastai.learner import Learner
     from fastai.optimizer import OptimWrapper
     import fastai.callback.schedule  # noqa: F401
-    scenes = small_scenes(64, seed=0)
-    pool = (encode_scenes(toy.vae, scenes), caption_ids(toy.tokenizer, map(small_caption, scenes)))
+    scenes, tok = small_scenes(64, seed=0), small_tokenizer(toy.tokenizer)
+    pool = (encode_scenes(toy.vae, scenes), caption_ids(tok, map(small_caption, scenes)))
     assert pool[0].shape == (64, 4, 16, 16) and 0.5 < pool[0].std() < 2
-    model = new_small_model(toy.tokenizer)
-    empty = caption_ids(toy.tokenizer, [""])
+    model = new_small_model(tok)
+    empty = caption_ids(tok, [""])
     learn = Learner(index_dataloaders(12, 16, 32), model, loss_func=nn.MSELoss(), path=tmp_path,
                     opt_func=partial(OptimWrapper, opt=torch.optim.AdamW), cbs=[NoisyLatents(pool, pool, empty)])
     ema = copy.deepcopy(model).requires_grad_(False)
@@ -41,7 +60,7 @@ def test_a_short_run_learns_checkpoints_and_resumes(toy, tmp_path):
     losses = [float(x) for x in learn.recorder.losses]
     assert np.mean(losses[-4:]) < 0.8 * np.mean(losses[:4])           # it learns (from about 1.1)
     assert not all(torch.equal(a, b) for a, b in zip(ema.parameters(), model.parameters()))   # EMA lags the weights
-    fresh, fresh_ema = new_small_model(toy.tokenizer, seed=1), new_small_model(toy.tokenizer, seed=1)
+    fresh, fresh_ema = new_small_model(tok, seed=1), new_small_model(tok, seed=1)
     meta = training.load_checkpoint(file, {"model": fresh, "ema": fresh_ema})
     assert meta["epoch"] == 2 and meta["tag"] == "small"
     for a, b in zip(fresh_ema.state_dict().values(), ema.state_dict().values()): assert torch.equal(a, b)
@@ -71,12 +90,17 @@ def test_min_snr_weights_and_the_weighted_loss():
     with pytest.raises(ValueError, match="min_snr"): NoisyLatents((z, ids), (z, ids), ids[:1], min_snr=0)
 
 
-def test_new_small_model_takes_unet_changes(toy):
-    "The benchmark's `--unet`: SMALL_UNET with some keys replaced; the text encoder and the seed's weights as before."
+def test_new_small_model_takes_unet_and_text_changes(toy):
+    """The benchmark's `--unet` / `--text`: SMALL_UNET / SMALL_TEXT with some keys replaced; the text encoder and
+    the seed's weights as before where unchanged."""
     from course_utils.toyworld.small import SMALL_UNET
-    base, plain = new_small_model(toy.tokenizer), new_small_model(toy.tokenizer, unet={"mid_block_type": None})
+    tok = small_tokenizer(toy.tokenizer)
+    base, plain = new_small_model(tok), new_small_model(tok, unet={"mid_block_type": None})
     assert plain.unet.mid_block is None and base.unet.mid_block is not None
     assert base.unet.config.block_out_channels == tuple(SMALL_UNET["block_out_channels"])
     for a, b in zip(base.text_encoder.state_dict().values(), plain.text_encoder.state_dict().values()): assert torch.equal(a, b)
-    x, ids = torch.randn(2, 4, 16, 16), caption_ids(toy.tokenizer, ["", "a red circle on the left, sky background"])
+    x, ids = torch.randn(2, 4, 16, 16), caption_ids(tok, ["", "a red circle on the left, sky background"])
     with torch.no_grad(): assert plain(x, torch.tensor([10, 900]), ids).shape == x.shape
+    old = new_small_model(toy.tokenizer, text={"num_hidden_layers": 1, "max_position_embeddings": 32})   # the recipe before 2026-12-06
+    assert len(old.text_encoder.encoder.layers) == 1 and len(base.text_encoder.encoder.layers) == 0
+    with torch.no_grad(): assert old(x, torch.tensor([10, 900]), caption_ids(toy.tokenizer, ["", "a red circle"])).shape == x.shape
