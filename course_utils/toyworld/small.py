@@ -33,15 +33,15 @@ from .scene import Scene, Obj, COLORS, SHAPES, BACKGROUNDS
 from .render import render
 from . import model as toymodel
 
-__all__ = ["SMALL_ATTRIBUTES", "SMALL_UNET", "SMALL_TEXT", "SMALL_TOKENS", "small_tokenizer", "small_scene", "small_scenes", "small_caption",
-           "encode_scenes", "caption_ids", "new_small_model", "min_snr_weights", "weighted_mse", "NoisyLatents",
-           "index_dataloaders", "small_models", "SampleEachEpoch", "small_adherence"]
+__all__ = ["SMALL_ATTRIBUTES", "SMALL_UNET", "SMALL_TEXT", "SMALL_TOKENS", "small_scene", "small_scenes", "small_caption",
+           "encode_scenes", "small_tokenizer", "caption_ids", "new_small_model", "min_snr_weights", "weighted_mse",
+           "NoisyLatents", "index_dataloaders", "small_models", "SampleEachEpoch", "small_adherence"]
 
 SMALL_ATTRIBUTES = ("left.color", "left.shape", "background")
 SMALL_UNET = dict(sample_size=16, in_channels=4, out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
                   up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), block_out_channels=(32, 64), layers_per_block=1,
                   cross_attention_dim=64, attention_head_dim=4, norm_num_groups=16)
-SMALL_TOKENS = 12   # <|startoftext|> + the longest caption's 9 words + <|endoftext|> = 11, and one to spare
+SMALL_TOKENS = 12   # <|startoftext|> + the longest caption's 9 tokens (8 words, a comma) + <|endoftext|> = 11, one to spare
 SMALL_TEXT = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=0, num_attention_heads=2,
                   max_position_embeddings=SMALL_TOKENS, projection_dim=64)   # no transformer layers: embeddings + layer norm
 RIGHT = Obj("circle", "blue", x=48.0, y=38.0, r=10.5)   # the object that never changes
