@@ -51,7 +51,7 @@ def run(toy, judge, data, test_scenes, *, steps: int, min_snr: float, seed: int,
     learn.add_cbs([EMA(ema, decay=0.99)])
     with learn.no_bar(), learn.no_logging():
         _, seconds = timed(lambda: learn.fit_one_cycle(EPOCHS, lr))
-    return small_adherence(small_models(toy, ema, tokens), judge, test_scenes), seconds
+    return small_adherence(small_models(toy, ema), judge, test_scenes), seconds
 
 
 def main(argv=None):

@@ -150,11 +150,11 @@ def index_dataloaders(n_iter: int, bs: int, n_valid: int):
                        DataLoader(TensorDataset(torch.arange(n_valid)), batch_size=bs))
 
 
-def small_models(toy, model, tokens: int | None = None):
+def small_models(toy, model):
     """A `Models` with `model`'s UNet and text encoder, the shipped model's VAE and scheduler, and its tokenizer
-    padding to `tokens` (default: what the text encoder takes, SMALL_TOKENS): every helper takes it."""
+    padding to as many tokens as the text encoder takes (SMALL_TOKENS): every helper takes it."""
     from ..models import Models
-    tok = small_tokenizer(toy.tokenizer, tokens or model.text_encoder.config.max_position_embeddings)
+    tok = small_tokenizer(toy.tokenizer, model.text_encoder.config.max_position_embeddings)
     return Models(tok, model.text_encoder.eval(), toy.vae, model.unet.eval(), toy.scheduler, toy.device, toy.dtype,
                   "small (lesson 7)")
 
