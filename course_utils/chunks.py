@@ -11,9 +11,10 @@ decodes a whole batch of 512x512 images at once.
 
 By default there is no bound. When a call runs out of GPU memory (CUDA, or Apple's MPS) it is run
 again in halves (and halves of those, down to one row), a warning says so, and the size that worked
-is kept in `models.max_rows` for every later call. Rows are independent (each image's attention and group norm
-see its own row alone), so the result is the same; in float16 on a GPU the kernels change with the
-row count, which moves results at rounding level, as any change of batch size does (see the README).
+is kept in `models.max_rows` for every later call (`models.to` forgets it on a move to another device
+or dtype). Rows are independent (each image's attention and group norm see its own row alone), so the
+result is the same; in float16 on a GPU the kernels change with the row count, which moves results at
+rounding level, as any change of batch size does (see the README).
 """
 from __future__ import annotations
 import warnings

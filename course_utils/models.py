@@ -68,9 +68,12 @@ class Models:
     max_rows: dict = field(default_factory=dict)  # {"unet": k, "vae": k}: rows per call at most (chunks.py)
 
     def to(self, device=None, dtype=None) -> "Models":
-        "Move the text encoder, VAE and UNet to `device` and/or `dtype` (in place); return self."
-        self.device = torch.device(device) if device is not None else self.device
-        self.dtype = dtype or self.dtype
+        """Move the text encoder, VAE and UNet to `device` and/or `dtype` (in place); return self. A move to
+        another device or dtype forgets `max_rows`: the bounds were the old device's memory (chunks.py)."""
+        device = torch.device(device) if device is not None else self.device
+        dtype = dtype or self.dtype
+        if (device, dtype) != (self.device, self.dtype): self.max_rows = {}
+        self.device, self.dtype = device, dtype
         for m in (self.text_encoder, self.vae, self.unet):
             m.to(self.device)
             if m.dtype != self.dtype:

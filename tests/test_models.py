@@ -105,7 +105,10 @@ def test_local_folder_loads(tmp_path):
                            text_encoder=toymodel.new_text_encoder(len(tok)), tokenizer=tok)
     m = load_models(str(tmp_path / "sd"), "cpu")
     assert m.name == str(tmp_path / "sd") and type(m.scheduler).__name__ == "DDIMScheduler"
+    m.max_rows["unet"] = 3                     # a bound on this device and dtype: kept while they stay,
+    assert m.to("cpu").max_rows == {"unet": 3}
     assert m.to(dtype=torch.float64) is m and {m.unet.dtype, m.vae.dtype, m.text_encoder.dtype} == {torch.float64}
+    assert m.max_rows == {}                    # and forgotten on a move (it was the old dtype's memory)
     out = m.unet(torch.randn(1, 4, 16, 16, dtype=torch.float64), 10,
                  encoder_hidden_states=encode(m, "a red circle", m.tokenizer.model_max_length)).sample
     assert out.shape == (1, 4, 16, 16)
