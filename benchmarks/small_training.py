@@ -1,9 +1,9 @@
 """Lesson 7's training recipe over several seeds: how much a run learns, with and without min-SNR weighting.
 
     python benchmarks/small_training.py [--steps 300 400] [--min-snr 5 0] [--seeds 0 1 2] [--lr 6e-3]
-                                        [--unet JSON] [--text JSON] [--tokens 12] [--offset 0.2]
+                                        [--unet JSON] [--text JSON] [--tokens 12] [--offset 0.2] [--bs 32]
 
-Each run is lesson 7's (`toyworld.small`): 1,000 training scenes, batches of 32 over 5 one-cycle epochs
+Each run is lesson 7's (`toyworld.small`): 1,000 training scenes, batches of `--bs` (32) over 5 one-cycle epochs
 at peak rate `--lr`, AdamW (wd 0.01), an EMA (decay 0.99) sampled for the result; seed s seeds both the
 model's initial weights and the training noise (the lesson is seed 0, without lr_find's plot). The
 result: the judge reads 60 held-out captions' images (guidance 3, 20 DDIM steps): each attribute's
@@ -34,16 +34,16 @@ from course_utils.toyworld.small import (SMALL_ATTRIBUTES, SMALL_TOKENS, small_s
                                          index_dataloaders, small_models, small_adherence)
 from common import timed
 
-EPOCHS, BS = 5, 32
+EPOCHS = 5
 
 
 def run(toy, judge, data, test_scenes, *, steps: int, min_snr: float, seed: int, lr: float, tokens: int, offset: float,
-        unet: dict | None = None, text: dict | None = None):
+        bs: int = 32, unet: dict | None = None, text: dict | None = None):
     "One training run as lesson 7's -> (adherence dict, training seconds)."
     train, valid = data
     tok = small_tokenizer(toy.tokenizer, tokens)
     model = new_small_model(tok, seed=seed, unet=unet, text={"max_position_embeddings": tokens, **(text or {})})
-    learn = Learner(index_dataloaders(steps // EPOCHS, BS, len(valid[0])), model,
+    learn = Learner(index_dataloaders(steps // EPOCHS, bs, len(valid[0])), model,
                     loss_func=weighted_mse if min_snr else nn.MSELoss(), wd=0.01, path=tempfile.mkdtemp(),
                     opt_func=partial(OptimWrapper, opt=torch.optim.AdamW),
                     cbs=[NoisyLatents(train, valid, caption_ids(tok, [""]), min_snr=min_snr or None, offset=offset, seed=seed)])
@@ -66,13 +66,14 @@ def main(argv=None):
                     help='SMALL_TEXT keys to change, as JSON: e.g. \'{"num_hidden_layers": 1}\' (CLIP\'s causal transformer layers)')
     ap.add_argument("--tokens", type=int, default=SMALL_TOKENS, help="captions padded to this many tokens (the shipped tokenizer: 32)")
     ap.add_argument("--offset", type=float, default=0.2, help="offset noise: std of the constant per image and channel added to ε")
+    ap.add_argument("--bs", type=int, default=32, help="training batch size (the lesson's: 32)")
     a = ap.parse_args(argv)
     toy, judge = load_models("toy"), load_judge()
     train_scenes, valid_scenes, test_scenes = small_scenes(1000, seed=0), small_scenes(64, seed=1), small_scenes(60, seed=2)
     data = [(encode_scenes(toy.vae, s), caption_ids(small_tokenizer(toy.tokenizer, a.tokens), map(small_caption, s)))
             for s in (train_scenes, valid_scenes)]
     print(f"lesson 7's recipe{f', UNet {a.unet}' if a.unet else ''}{f', text encoder {a.text}' if a.text else ''}, captions of "
-          f"{a.tokens} tokens, offset noise {a.offset:g}, peak lr {a.lr:g}, batches of {BS}, {torch.get_num_threads()} threads; "
+          f"{a.tokens} tokens, offset noise {a.offset:g}, peak lr {a.lr:g}, batches of {a.bs}, {torch.get_num_threads()} threads; "
           "60 held-out captions per run")
     print(f"{'steps':>5} | {'loss':>12} | seed | " + " | ".join(f"{x:>10}" for x in SMALL_ATTRIBUTES) + " | all three | train s")
     for steps in a.steps:
@@ -80,7 +81,7 @@ def main(argv=None):
             ks = []
             for seed in a.seeds:
                 res, seconds = run(toy, judge, data, test_scenes, steps=steps, min_snr=g, seed=seed, lr=a.lr, tokens=a.tokens,
-                                   offset=a.offset, unet=a.unet, text=a.text)
+                                   offset=a.offset, bs=a.bs, unet=a.unet, text=a.text)
                 ks.append(res["k"])
                 print(f"{steps:5d} | {f'min-SNR γ={g:g}' if g else 'plain MSE':>12} | {seed:4d} | "
                       + " | ".join(f"{res[x]:10.2f}" for x in SMALL_ATTRIBUTES) + f" | {res['k']:5d}/60 | {seconds:7.0f}", flush=True)
