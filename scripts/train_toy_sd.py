@@ -28,7 +28,7 @@ stage 1 29 min (2,000 steps at batch 16); stage 1b 9 min (1,500 steps at batch 1
 batch 32, ~0.6 s a step); stage 2b 23 min (1,500 steps at batch 32, ~0.85 s a step; the share of
 a caption word's latent/4 attention that falls outside what it names went from 0.75 to 0.01 on
 held-out scenes at t = 500, the held-out denoising loss from 0.095 to 0.097). About 2 h 10 min
-in all. Stage 1c was added last (2026-11-23), run on the shipped VAE: 600 steps at batch 16, 2.3 min;
+for these four (2 h 40 min with stages 1c and 2c, below). Stage 1c was added last (2026-11-23), run on the shipped VAE: 600 steps at batch 16, 2.3 min;
 VAE round trip of 200 held-out renders 30.9 -> 31.5 dB; exact targets read strictly (24 tuning edits
 per kind) 0.86 -> 0.93, added accessories 0.71 -> 0.92. Stage 2 was stopped once and resumed (epoch 12); stage 2b was added later and ran on
 stage 2's checkpoint. Stage 2c was added last (2026-12-01), run on the then-shipped stage-2b model
