@@ -1,5 +1,5 @@
 #!/bin/bash
-# Every check that needs a GPU, in one run (about 3.5 minutes on an H100, most of it loading and writing models):
+# Every check that needs a GPU, in one run (its parts ran on an H100 in four separate calls; as a whole it has not run yet):
 #   1. benchmarks/gpu.py: our helpers vs diffusers' pipelines on SD 1.5's real architecture, float16;
 #   2. every lesson's real-photo cell as a learner's Colab runs it (tests/test_real_photo_cells.py -k on_a_gpu);
 #   3. every helper at 512x512 on CUDA, the batched editors' tests on CUDA (COURSE_TEST_DEVICE=cuda), and a real
