@@ -24,8 +24,8 @@ and, after every step, put back the *inverted latents of the same timestep* outs
 (diffusers' pipeline blends with the latents one step noisier than its step's output.)
 Comparisons: the seed's blend with the clean latents, and plain img2img (SDEdit), no mask.
 
-Batches: every function takes one image or a list of B images (a prompt, mask or seed for all, or a
-list of one per image) and runs them in one UNet call per step; a list gets a list back. Each image
+Batches: every function takes one image or a list of B images, or a B x 3 x H x W tensor (a prompt,
+mask or seed for all, or a list of one per image) and runs them in one UNet call per step; a list gets a list back. Each image
 draws its noise from its own seed, so a batch gives, image by image, what B single calls give (to
 float32 rounding; in float16 on a GPU, whose kernels change with the batch size, 0.4-0.6 % off on random weights).
 """
@@ -188,6 +188,10 @@ def diffedit(models, image, query_prompt: str, mask, *, ratio: float = 0.8, guid
                          "pass the same num_inference_steps and a ratio at least this edit's")
     elif inversion.latents.shape[1] != len(images):
         raise ValueError(f"the inversion holds {inversion.latents.shape[1]} images, the edit {len(images)}")
+    elif inversion_prompt and per_image_prompts(inversion_prompt, len(images), "inversion_prompt") != \
+            per_image_prompts(inversion.prompt, len(images), "inversion.prompt"):
+        raise ValueError(f"inversion_prompt {inversion_prompt!r} is not the prompt the given inversion was made "
+                         f"with ({inversion.prompt!r}): leave it out, or invert again with it")
     inv = inversion.latents[:len(ts) + 1]                             # its first len(ts) steps: this ratio's
     m = m.to(inv.dtype)
     sched = models.scheduler
@@ -270,14 +274,15 @@ def diffusers_diffedit_edit(pipe, image, source_prompt, target_prompt, *, n: int
 def diffusers_diffedit_decode(pipe, images, target_prompt, masks, *, ratio: float = 0.8, num_inference_steps: int = 25,
                               guidance_scale: float = 7.5, generator=None, output_type: str = "pil"):
     """diffusers' DiffEdit after its mask: `invert` the B images with the empty prompt to `ratio`, then the
-    masked decoding with the target prompt (one for all, or one per image) and the given masks (B, h x w,
-    1 = re-generate). `generator`: one per image (`inversion.generators`: `invert` samples the VAE's posterior,
+    masked decoding with the target prompt (one for all, or one per image) and the masks (one h x w for
+    all, or B of them; 1 = re-generate). `generator`: one per image (`inversion.generators`: `invert` samples the VAE's posterior,
 so each image needs its own to come out as alone), or None for fresh ones seeded 0.
     -> B images (a list), or B x 4 x h x w latents with output_type="latent"."""
-    images = list(images)
+    images, _ = as_images(images)
     B = len(images)
     targets = per_image_prompts(target_prompt, B, "target_prompt")
-    masks = np.stack([np.asarray(mk, dtype=np.float32) for mk in per_image(list(masks), B, "masks")])
+    masks = masks if np.ndim(masks) == 2 else list(masks)               # one h x w mask: every image's
+    masks = np.stack([np.asarray(mk, dtype=np.float32) for mk in per_image(masks, B, "masks")])
     gs = generators(0, B) if generator is None else generator
     lat = pipe.invert(image=images, prompt=[""] * B, inpaint_strength=ratio, num_inference_steps=num_inference_steps,
                       generator=gs).latents

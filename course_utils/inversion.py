@@ -32,7 +32,7 @@ class DDIMInversion:
     """`latents[k]`: the latents at `timesteps[k - 1]` (k >= 1); `latents[0]` the clean latents.
 
     latents: (K+1) x B x C x h x w (B images); timesteps: K ascending DDIM timesteps;
-    `num_inference_steps` is the sampler's step count N (K = round(N * ratio)); prompt: the
+    `num_inference_steps` is the sampler's step count N (K = max(1, round(N * ratio))); prompt: the
     inversion's prompt (a list of one per image for a batch)."""
     latents: torch.Tensor
     timesteps: torch.Tensor
@@ -51,8 +51,11 @@ class DDIMInversion:
 
 
 def as_images(images) -> tuple[list, bool]:
-    """Editors take one image or a batch, a list of them; -> (list of images, whether a list was given).
-    A single image gets a single answer, a list a list (one per image, in order)."""
+    """Editors take one image or a batch, a list of them; -> (list of images, whether a batch was given).
+    A single image gets a single answer, a list a list (one per image, in order). A B x 3 x H x W tensor
+    with B > 1 is a batch of B images (a 1 x 3 x H x W tensor, one image)."""
+    if isinstance(images, torch.Tensor) and images.ndim == 4 and len(images) > 1:
+        return list(images.split(1)), True
     if isinstance(images, (list, tuple)):
         if not images: raise ValueError("no images: give an image, or a non-empty list of images")
         return list(images), True
@@ -87,8 +90,9 @@ def check_image(models, image):
     "A PIL RGB image (or 1x3xHxW tensor in [-1, 1]) of the size the model was built for -> 1x3xHxW tensor."
     size = image_size(models)
     if isinstance(image, torch.Tensor):
-        if image.ndim != 4 or image.shape[1] != 3 or tuple(image.shape[2:]) != (size, size):
-            raise ValueError(f"expected a Bx3x{size}x{size} tensor, got {tuple(image.shape)}")
+        if image.ndim != 4 or len(image) != 1 or image.shape[1] != 3 or tuple(image.shape[2:]) != (size, size):
+            raise ValueError(f"expected one image, a 1x3x{size}x{size} tensor, got {tuple(image.shape)} "
+                             "(a batch: a list of images, or a Bx3xHxW tensor, given to an editor)")
         return image
     return pil_to_tensor(image, size=size)
 
@@ -100,7 +104,7 @@ def encode_image(models, image) -> torch.Tensor:
 
 
 def sampling_timesteps(models, num_inference_steps: int, ratio: float) -> torch.Tensor:
-    "The last round(N * ratio) of the sampler's N timesteps (descending): where a partial decode runs."
+    "The last max(1, round(N * ratio)) of the sampler's N timesteps (descending): where a partial decode runs."
     check_unit_interval("ratio", ratio, closed_right=True)
     if num_inference_steps < 1: raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
     models.scheduler.set_timesteps(num_inference_steps, device=models.unet.device)

@@ -126,8 +126,8 @@ def caption_concepts(source_prompt: str, target_prompt: str, scale: float = 1.0)
     """An edit named by whole captions: the target caption forward and the source caption in reverse,
     both at `scale`, no mask (threshold 0). Invert with `ddpm_invert(..., source_prompt=source_prompt,
     source_guidance_scale=scale)`: then ε̂ = u + scale (ε(tgt) − u), and with target = source nothing
-    changes (see the module doc). With no source caption ("") the reverse concept would be u − u = 0, and
-    is left out: ε̂ = u + scale (ε(tgt) − u)."""
+    changes (see the module doc). With no source caption ("": invert with `ddpm_invert(image)`, no
+    source prompt or scale) the reverse concept would be u − u = 0, and is left out: ε̂ = u + scale (ε(tgt) − u)."""
     for name, p in (("source_prompt", source_prompt), ("target_prompt", target_prompt)):
         if not isinstance(p, str): raise TypeError(f"{name} must be one caption (a str), got {type(p).__name__}")
     forward = EditConcept(target_prompt, scale=scale, threshold=0.0)
@@ -257,8 +257,8 @@ def _weighted(eps: torch.Tensor, pos: dict, i: int, weights) -> torch.Tensor:
 def ddpm_invert(models, image, *, source_prompt: str = "", source_guidance_scale: float | None = None,
                 num_inversion_steps: int = 30, skip: float = 0.15, seed: int = 0, solver: str = "ddpm",
                 progress: bool = True) -> LeditsInversion:
-    """Edit-friendly inversion of `image` (PIL RGB of the model's size), or of a list of B images in
-    one UNet call per step (a source prompt and seed for all, or one per image).
+    """Edit-friendly inversion of `image` (PIL RGB of the model's size), or of a list of B images (or a
+    B x 3 x H x W tensor) in one UNet call per step (a source prompt and seed for all, or one per image).
 
     With no source prompt ("", diffusers' default) the noise is predicted unconditionally, u; with the
     photo's caption, ε̂ = u + s (ε(src) − u) at s = `source_guidance_scale` (default 3.5, diffusers'),
@@ -389,6 +389,8 @@ def ledits_edit(models, inversion: LeditsInversion, concepts, *, use_cross_attn_
     {mask type: tensor steps x concepts x h x w} ('M1', 'M2', 'mask': the one applied). An image whose
     concepts are all at threshold 0 is unmasked: its ε̂ is a weighted sum of rows, rows of weight 0 are
     not computed, and its recorded masks are ones while a concept is active.
+    Returns the edited image; with `return_latents` and/or `record_masks`, a tuple (image, its 1 x C x h x w
+    latents, its mask record), in that order, of what was asked for.
     A batched inversion (of a list of B images) takes a list of B concept lists (or one list for
     all) and returns lists: B images (B x C x h x w latents, B mask records)."""
     if not isinstance(inversion, LeditsInversion): raise TypeError("inversion must come from ddpm_invert")

@@ -43,6 +43,8 @@ def denoise(models, latents, emb, *, guidance_scale=7.5, guidance="cfg", timeste
     tensor replaces the latents (DiffEdit uses this to restore the outside of its mask)."""
     sched = models.scheduler
     timesteps = sched.timesteps if timesteps is None else timesteps
+    if len(emb) not in (len(latents), 2 * len(latents)):
+        raise ValueError(f"emb has {len(emb)} rows for {len(latents)} latents: give B (no guidance) or 2B ([uncond ; cond])")
     guided = len(emb) == 2 * len(latents)
     for i, t in enumerate(tqdm(timesteps, desc="sampling", disable=not progress, leave=False)):
         x_in = torch.cat([latents] * 2) if guided else latents

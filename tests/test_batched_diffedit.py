@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 from course_utils.diffedit import diffedit_mask, diffedit_mask_single_prompt, diffedit, img2img, DiffEditMask
-from course_utils.inversion import ddim_invert
+from course_utils.inversion import ddim_invert, check_image
 from course_utils.metrics import held_out_edits
 from course_utils.toyworld import render
 from tolerance import close, distinct
@@ -72,6 +72,20 @@ def test_img2img_batched_equal_single_with_per_image_seeds(random_models, batch)
         close(z[i:i + 1], z1)
 
 
+def test_a_tensor_of_several_images_is_a_batch(random_models, batch):
+    "A B x 3 x H x W tensor is B images, as their list is (not one image whose rows the editor would mix up)."
+    _, ims = batch
+    x = torch.cat([check_image(random_models, im) for im in ims])          # 3 x 3 x 64 x 64 in [-1, 1]
+    kw = dict(strength=0.5, num_inference_steps=6, seed=[3, 4, 5], return_latents=True, progress=False)
+    out, z = img2img(random_models, x, "a red plain circle on the left", **kw)
+    _, z_list = img2img(random_models, ims, "a red plain circle on the left", **kw)
+    assert isinstance(out, list) and len(out) == 3
+    close(z, z_list)
+    inv = ddim_invert(random_models, x, num_inference_steps=4, ratio=0.5, progress=False)
+    assert inv.latents.shape[1] == 3
+    with pytest.raises(ValueError, match="expected one image, a 1x3x64x64 tensor"): check_image(random_models, x)
+
+
 def test_batches_that_do_not_line_up_say_so(random_models, batch):
     edits, ims = batch
     m = random_models
@@ -83,3 +97,5 @@ def test_batches_that_do_not_line_up_say_so(random_models, batch):
     inv = ddim_invert(m, ims[:2], num_inference_steps=4, ratio=0.5, progress=False)
     with pytest.raises(ValueError, match="the inversion holds 2 images, the edit 3"):
         diffedit(m, ims, "a", np.zeros((16, 16)), inversion=inv, ratio=0.5, num_inference_steps=4)
+    with pytest.raises(ValueError, match="not the prompt the given inversion was made with"):
+        diffedit(m, ims[:2], "a", np.zeros((16, 16)), inversion=inv, inversion_prompt="a red thing", ratio=0.5, num_inference_steps=4)

@@ -46,6 +46,15 @@ def test_batched_no_edit_is_exact_with_source_prompts(random_models, images):
     assert (z - inv.x0).pow(2).mean().sqrt() <= 1e-5
 
 
+def test_a_tensor_of_several_images_is_a_batch(random_models, images):
+    from course_utils.inversion import check_image
+    x = torch.cat([check_image(random_models, im) for im in images])
+    inv = ddpm_invert(random_models, x, num_inversion_steps=4, seed=[1, 2, 3], solver="dpmpp", progress=False)
+    listed = ddpm_invert(random_models, images, num_inversion_steps=4, seed=[1, 2, 3], solver="dpmpp", progress=False)
+    assert inv.batched and inv.xts.shape == listed.xts.shape == (5, 3, 4, 16, 16)
+    close(inv.zs, listed.zs)
+
+
 def test_one_concept_list_for_all_and_lists_that_do_not_line_up(random_models, images):
     inv = ddpm_invert(random_models, images[:2], num_inversion_steps=4, progress=False)
     out = ledits_edit(random_models, inv, ["a red thing on the left"], progress=False)

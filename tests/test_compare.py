@@ -53,6 +53,8 @@ def test_words_reword_an_edit(toy):
                                                                             ("a thing on the left", True)]
     with pytest.raises(ValueError, match="no concepts"): parse_concepts(" ; ")
     with pytest.raises(ValueError, match="a .-. with no words after it"): parse_concepts("a hat; -")
+    two = held_out_edits("color", 2, offset=170_000)
+    with pytest.raises(ValueError, match="words: got 1 for 2 edits"): compare(toy, None, two, ["SDEdit"], words=["a red thing"])
     e = held_out_edits("color", 1, offset=170_000)[0]
     judge = load_judge()
     names = ["SDEdit", "LEDITS++", "LEDITS++ few words"]
@@ -103,6 +105,7 @@ def test_diffusers_helpers_run_the_pipelines_with_the_given_settings(random_mode
     z2 = dec(ims, tgts, ones)
     for i in range(2): close(dec([ims[i]], tgts[i], ones[:1])[0], z2[i])
     with pytest.raises(ValueError, match="masks"): dec(ims, tgts, ones[:1] * 3)
+    assert torch.equal(dec(ims, tgts, ones[0]), z2)       # one h x w mask is every image's (not one per row of it)
     before = dict(m.unet.attn_processors)
     lp = diffusers_ledits(m)
     edit = lambda reverse: diffusers_ledits_edit(lp, im, [EditConcept("a red thing", scale=5, threshold=0.5, reverse=reverse)],

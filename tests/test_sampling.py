@@ -112,6 +112,9 @@ def test_generate_is_seeded_and_rescaled_rule_runs(models):
                  return_latents=True, progress=False)[1]
     assert torch.isfinite(r).all()
     with pytest.raises(ValueError, match="unknown guidance"): generate(models, "x", guidance="nope")
+    from course_utils.sampling import denoise                       # 2 rows (one prompt) for 3 latents: said, not a UNet error
+    with pytest.raises(ValueError, match="emb has 2 rows for 3 latents"):
+        denoise(models, torch.randn(3, 4, 16, 16), encode_cfg_prompts(models, ["gray background"]), progress=False)
 
 
 @needs_model

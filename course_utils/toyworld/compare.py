@@ -25,8 +25,10 @@ Settings, all fixed beforehand:
   source's in reverse, guidance 1, no mask); "LEDITS++ few words": the paper's way, a few words per
   concept with the tiny model's per-kind settings (`short_concepts`, `short_skip`), masks M1 ∩ M2;
   "LEDITS++ few words, M2": the same without M1.
-- diffusers DiffEdit / LEDITS++: the pipelines on the same weights with the same settings (LEDITS++:
-  the few-word concepts, the way the pipeline is made to be used).
+- diffusers DiffEdit / LEDITS++: the pipelines on the same weights. DiffEdit with the paper's settings
+  as above (`diffedit.diffusers_diffedit_edit`) and the mask as `generate_mask` makes it: no growth and
+  no per-edit threshold, which the pipeline has no option for. LEDITS++ with the few-word concepts and
+  their settings (the way the pipeline is made to be used).
 Each row: strict success (every attribute of the target read right, and closer to the target
 inside the edit region) with its Wilson 95 % interval, the lenient rate, PSNR outside the region,
 the IoU of the mask with the region, seconds per edit, and UNet evaluations per edit (rows of the
@@ -170,12 +172,15 @@ def compare(models, judge, edits, methods=None, *, strength=None, words=None, pr
     """Run every method in `methods` (names of METHODS; default all) on the same `edits` and score them.
     Returns one dict per method: method, n, success, interval, lenient, psnr_outside, iou (or None),
     seconds and unet_rows (per edit), and per edit its `scores`, `ious`, `images` and `masks`.
+    `words`: None, or one re-wording per edit (None in it: that edit's own; see the module doc).
     `progress`: one bar over the methods."""
     from tqdm.auto import tqdm
     from ..metrics import edit_scores, mask_iou
     methods = list(methods or METHODS)
     for name in methods:
         if name not in METHODS: raise ValueError(f"unknown method {name!r}; choose from {list(METHODS)}")
+    if words is not None and len(words) != len(edits):
+        raise ValueError(f"words: got {len(words)} for {len(edits)} edits; give one per edit (None: the edit's own)")
     rows = []
     for name in tqdm(methods, desc=f"{len(edits)} edits x {len(methods)} methods", disable=not progress, leave=False):
         with UNetCounter(models.unet) as count:

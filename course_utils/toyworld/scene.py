@@ -22,7 +22,7 @@ WORN = ACCESSORIES[1:]  # the accessories an object can wear (the words that nam
 BACKGROUNDS = {"white": (245, 245, 245), "gray": (128, 128, 128), "sky": (150, 200, 240),
                "sand": (222, 200, 150)}
 SLOTS = ("left", "right")
-# (slot or None, field) -> possible values; the judge has one head per entry.
+# 'slot.field' (e.g. 'left.shape') or 'background' -> its possible values; the judge has one head per entry.
 ATTRIBUTES = {f"{s}.{f}": v for s in SLOTS for f, v in
               (("shape", SHAPES), ("color", tuple(COLORS)), ("texture", TEXTURES),
                ("accessory", ACCESSORIES))}
