@@ -56,6 +56,7 @@ DPM-Solver++ the inversion then misses the input by ~10 % (measured at 64x64 lat
 """
 from __future__ import annotations
 import copy
+import re
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 import torch
@@ -96,7 +97,7 @@ class EditConcept:
         if not self.prompt.strip():
             raise ValueError("an empty concept prompt edits nothing: its noise prediction is the unconditional "
                              "one, u, so its edit vector s (ε_c − u) is 0")
-        if self.mask_words is not None and self.mask_words not in self.prompt:
+        if self.mask_words is not None and not re.search(rf"(?<!\w){re.escape(self.mask_words.strip())}(?!\w)", self.prompt):
             raise ValueError(f"mask_words {self.mask_words!r} are not words of the prompt {self.prompt!r}")
         if not 0 <= self.threshold < 1: raise ValueError(f"threshold must be in [0, 1), got {self.threshold}")
         if self.warmup < 0: raise ValueError(f"warmup must be >= 0, got {self.warmup}")
@@ -507,7 +508,8 @@ def diffusers_ledits_edit(pipe, image, concepts, *, num_inversion_steps: int = 2
 def diffusers_ledits_apply(pipe, concepts, *, seed: int = 0, output_type: str = "pil"):
     """The edit half of `diffusers_ledits_edit`: diffusers' pipeline edits the image it inverted last (the
     UNet's attention processors are put back afterwards; `pipe.invert` called directly leaves its own).
-    concepts: as `ledits_edit`'s for one image."""
+    concepts: as `ledits_edit`'s for one image; a concept's `mask_words` has no counterpart in the pipeline
+    (its M1 sums every token position of the prompt) and is not passed."""
     concepts = _as_concepts(concepts)
     with keep_processors(pipe.unet):
         out = pipe(editing_prompt=[c.prompt for c in concepts], edit_guidance_scale=[c.scale for c in concepts],

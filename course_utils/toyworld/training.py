@@ -302,8 +302,8 @@ def train_unet(ckpt_dir, vae, tokenizer, *, epochs=30, iters=250, bs=32, lr=1e-3
                offset_noise=0.1, offset_from=12):
     """Train UNet + text encoder on latents of `pool` scenes with fresh captions every time.
 
-    From epoch `offset_from` on, the noise gets a random constant per image and channel
-    (offset noise, std `offset_noise`): with SD's schedule x_T still holds sqrt(ᾱ_T) = 7 % of
+    From epoch `offset_from` on, the training noise gets a random constant per image and channel
+    (offset noise, std `offset_noise`; the validation batches always have it): with SD's schedule x_T still holds sqrt(ᾱ_T) = 7 % of
     the latents, and on a 16x16 grid the mean of pure noise (std 1/16) looks like that signal,
     so without it the model takes its background colour from the noise, not from the prompt.
     Returns (unet, text_encoder) with EMA weights. Resumes from `ckpt_dir/unet.safetensors`."""
