@@ -57,8 +57,9 @@ def test_a_tensor_of_several_images_is_a_batch(random_models, images):
 
 def test_one_concept_list_for_all_and_lists_that_do_not_line_up(random_models, images):
     inv = ddpm_invert(random_models, images[:2], num_inversion_steps=4, progress=False)
-    out = ledits_edit(random_models, inv, ["a red thing on the left"], progress=False)
-    assert len(out) == 2
+    out, z = ledits_edit(random_models, inv, ["a red thing on the left"], return_latents=True, progress=False)
+    _, z_each = ledits_edit(random_models, inv, [["a red thing on the left"]] * 2, return_latents=True, progress=False)
+    assert len(out) == 2 and torch.equal(z, z_each)      # one list for all = that list for each image
     with pytest.raises(ValueError, match="concepts: got 3 for 2 images"):
         ledits_edit(random_models, inv, [[], [], []], progress=False)
     with pytest.raises(ValueError, match="seed: got 2 for 3 images"):

@@ -42,11 +42,14 @@ def test_mask_chunks_bound_memory_not_the_result(random_models, edit):
     close(a.soft, b.soft)   # chunks of 4 rows and one call of 12 round differently (tolerance.py)
 
 
-def test_mask_does_not_depend_on_guidance_scale_or_threshold_on_soft(random_models, edit):
+def test_guidance_scale_cancels_and_the_threshold_cuts_the_soft_map(random_models, edit):
+    """guidance_scale is taken for diffusers' parity and cancels: the guided difference s (c_q − c_r) is
+    max-normalised. The binary mask is the soft one above the threshold (no growth)."""
     im = render(edit.source).image
     a = diffedit_mask(random_models, im, edit.source_prompt, edit.target_prompt, n=4, guidance_scale=3)
     b = diffedit_mask(random_models, im, edit.source_prompt, edit.target_prompt, n=4, guidance_scale=9, threshold=0.3)
-    assert torch.equal(a.soft, b.soft) and b.binary.sum() >= a.binary.sum()
+    assert torch.equal(a.soft, b.soft)
+    assert torch.equal(a.binary, a.soft > 0.5) and torch.equal(b.binary, b.soft > 0.3) and b.binary.sum() > a.binary.sum()
 
 
 def test_single_prompt_variant_is_batched_too(random_models, edit):

@@ -44,6 +44,11 @@ def test_inversion_noise_is_independent_per_timestep_and_seeded(random_models, i
     c = ddpm_invert(random_models, image, num_inversion_steps=8, seed=2, progress=False)
     assert torch.equal(a.zs, b.zs) and not torch.equal(a.zs, c.zs)
     assert torch.equal(a.x0, c.x0)  # the clean latents do not depend on the noise
+    # each x_t is drawn on its own: x_t = sqrt(ᾱ_t) x_0 + sqrt(1 − ᾱ_t) ε_t with independent ε_t
+    ac = random_models.scheduler.alphas_cumprod[a.timesteps.long()]
+    eps = (a.xts[:-1] - ac.sqrt().view(-1, 1, 1, 1, 1) * a.x0) / (1 - ac).sqrt().view(-1, 1, 1, 1, 1)
+    corr = torch.corrcoef(eps.flatten(1))
+    assert (corr - torch.eye(len(corr))).abs().max() < 0.15 and (eps.std(dim=(1, 2, 3, 4)) - 1).abs().max() < 0.1
 
 
 def test_edit_vector_direction_and_scale():
@@ -74,17 +79,21 @@ def test_short_concepts_follow_the_kind_of_each_concept():
 
 
 def test_masks_on_a_known_attention_map():
+    "M1 and M2 overlap only in part, so the intersection (t <= 800) and M1 alone (above) can be told apart."
     g = torch.zeros(1, 4, 16, 16)
-    g[..., 0:8, 0:8] = 1.0           # the edit vector is large in the top-left quarter
+    g[..., 0:8, 0:8] = 1.0           # the edit vector is large in the top-left quarter: M2
     attn = torch.zeros(4, 4, 2)
-    attn[0, 0] = 1.0                 # the concept's tokens attend to the top-left latent/4 cell
+    attn[0:2, 1:3] = 0.5             # the concept's tokens attend to a 2 x 2 block of latent/4 cells: M1
     m1, m2, mask = concept_mask(g, attn, 0.75, t=500)
-    assert m2.sum() == 64 and m2[:8, :8].all()
-    # smoothing spreads the map a little; the 0.75-quantile keeps the top-left of the 4x4 grid
-    assert m1[:4, :4].all() and not m1[8:, 8:].any()
-    assert torch.equal(mask, m1 & m2)
+    want_m2, want_m1 = torch.zeros(16, 16, dtype=torch.bool), torch.zeros(16, 16, dtype=torch.bool)
+    want_m2[:8, :8] = True
+    want_m1[:8, 4:12] = True         # smoothing spreads the map; the 0.75-quantile keeps the 4 cells of the block
+    assert torch.equal(m2, want_m2) and torch.equal(m1, want_m1)
+    assert torch.equal(mask, m1 & m2) and mask.sum() == 32             # rows 0-7, columns 4-7
     _, _, only_m1 = concept_mask(g, attn, 0.75, t=900)           # above 800: M1 alone
-    assert torch.equal(only_m1, m1)
+    assert torch.equal(only_m1, m1) and only_m1.sum() == 64
+    _, _, no_intersect = concept_mask(g, attn, 0.75, t=500, use_intersect_mask=False)
+    assert torch.equal(no_intersect, m1)
     _, _, m2_only = concept_mask(g, None, 0.75)
     assert torch.equal(m2_only, m2)
 
@@ -191,7 +200,12 @@ def test_one_unet_call_per_step_with_one_plus_n_rows(random_models, image):
     finally: h.remove()
     assert rows == [3] * 5
     assert set(masks) == {"M1", "M2", "mask"} and masks["mask"].shape == (5, 2, 16, 16)
-    assert (masks["mask"] <= masks["M2"]).all() or (masks["mask"] <= masks["M1"]).all()
+    above = inv.timesteps > 800                                   # M1 alone there, M1 ∩ M2 below (the defaults)
+    assert above.any() and not above.all()
+    for k in range(5):
+        want = masks["M1"][k] if above[k] else masks["M1"][k] * masks["M2"][k]
+        assert torch.equal(masks["mask"][k], want)
+    assert not torch.equal(masks["mask"][~above], masks["M1"][~above])   # the intersection did cut something
 
 
 def test_warmup_and_cooldown(random_models, image):
@@ -226,7 +240,7 @@ def test_bad_input_says_what_is_wrong(random_models, toy, image):
     with pytest.raises(ValueError, match="other weights"): ledits_edit(toy, inv, [], progress=False)
     small = dataclasses.replace(inv, xts=inv.xts[..., :8, :8], zs=inv.zs[..., :8, :8])
     with pytest.raises(ValueError, match="model's size"): ledits_edit(random_models, small, [], progress=False)
-    with pytest.raises(TypeError, match="concept"): ledits_edit(random_models, inv, [3.0], progress=False)
+    with pytest.raises(TypeError, match="a concept is an EditConcept, a prompt, or"): ledits_edit(random_models, inv, [3.0], progress=False)
 
 
 def test_one_prompt_is_one_concept_not_its_letters(random_models, image):
@@ -269,6 +283,7 @@ def test_token_span_finds_the_words_m1_reads(random_models):
     assert tok.convert_ids_to_tokens(ids[start:stop]) == tok.convert_ids_to_tokens(tok(c.mask_words).input_ids[1:-1])
     assert stop == len(ids) - 1                     # the last occurrence: the concept's own clause, before <eos>
     with pytest.raises(ValueError, match="are not words of the prompt"): EditConcept("a red thing", mask_words="a blue")
+    with pytest.raises(ValueError, match="are not words of the prompt"): EditConcept("that thing", mask_words="hat")  # a word, not letters
 
 
 @pytest.mark.parametrize("s,n_rows", [(2.0, 2), (1.0, 1)])

@@ -64,24 +64,33 @@ def test_ema_update_is_a_lerp():
     assert torch.allclose(a.weight, 0.9 * w0 + 0.1 * b.weight)
 
 
-def test_judge_training_really_trains_and_resumes(tmp_path):
-    "Two short epochs of the judge's fastai loop run and checkpoint; a second call resumes (no more steps)."
+def test_judge_training_checkpoints_and_a_finished_run_does_nothing_more(tmp_path, capsys):
+    "Two short epochs of the judge's fastai loop run and checkpoint; a second call resumes at the end (no more steps)."
     judge = training.train_judge(tmp_path, epochs=2, iters=4, bs=16, pool=64)
-    assert (tmp_path / "judge.safetensors").exists()
+    ckpt = (tmp_path / "judge.safetensors").read_bytes()
     acc1 = training.judge_accuracy(judge, range(10_000_000, 10_000_064))
     assert set(acc1) == set(ATTRIBUTES)
+    capsys.readouterr()
     again = training.train_judge(tmp_path, epochs=2, iters=4, bs=16, pool=64)  # resumes at epoch 2: nothing to do
+    assert "resuming judge.safetensors at epoch 2/2" in capsys.readouterr().out
+    assert (tmp_path / "judge.safetensors").read_bytes() == ckpt                  # no epoch ran, none was written
     for p, q in zip(judge.net.parameters(), again.net.parameters()): assert torch.equal(p, q)
 
 
-def test_an_interrupted_run_resumes_at_its_epoch(tmp_path):
+def test_an_interrupted_run_resumes_at_its_epoch(tmp_path, capsys, monkeypatch):
     "A run stopped after epoch 1 of 3 resumes at epoch 1 (skipped epochs write nothing) and ends at 3."
     from safetensors import safe_open
     import json
+    from course_utils.toyworld import callbacks
     meta = lambda: json.loads(safe_open(str(tmp_path / "judge.safetensors"), "pt").metadata()["meta"])
     training.train_judge(tmp_path, epochs=1, iters=2, bs=8, pool=32)
     assert meta()["epoch"] == 1
+    written, save = [], callbacks.save_checkpoint
+    monkeypatch.setattr(callbacks, "save_checkpoint", lambda file, mods, opt, m: (written.append(m["epoch"]), save(file, mods, opt, m)))
+    capsys.readouterr()
     training.train_judge(tmp_path, epochs=3, iters=2, bs=8, pool=32)
+    assert "resuming judge.safetensors at epoch 1/3" in capsys.readouterr().out
+    assert written == [2, 3], "epoch 1 is skipped and writes nothing; epochs 2 and 3 train and save"
     assert meta()["epoch"] == 3 and meta()["n_epoch"] == 3
 
 
