@@ -34,7 +34,7 @@ def main(argv=None):
     ap.add_argument("--nbval", action="store_true", help="run the lessons under nbval, as make test does")
     ap.add_argument("--workers", type=int, default=2, help="with --nbval: pytest-xdist workers (0: one process)")
     a = ap.parse_args(argv)
-    paths = [Path(p) for p in a.notebooks] or sorted((ROOT / "notebooks").glob("*.ipynb"))
+    paths = [Path(p).resolve() for p in a.notebooks] or sorted((ROOT / "notebooks").glob("*.ipynb"))   # nbval runs from ROOT
     if a.nbval: return nbval(paths, a.workers)
     if a.threads: os.environ["OMP_NUM_THREADS"] = str(a.threads)   # the kernels inherit it
     print(f"{len(paths)} lessons, {a.threads or 'all'} torch thread(s) per kernel, {os.cpu_count()} cores", flush=True)

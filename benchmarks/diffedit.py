@@ -50,14 +50,16 @@ def main(argv=None):
                              "ours", "diffusers", "te_ours", "te_diffusers")}
         for e in held_out_edits(kind, a.n):
             im = render(e.source).image
-            mk, t = timed(lambda: diffedit_mask(m, im, e.source_prompt, e.target_prompt, n=10, strength=0.5))
+            mk, t = timed(lambda: diffedit_mask(m, im, e.source_prompt, e.target_prompt, n=10, strength=0.5,
+                                                num_inference_steps=a.steps))
             r["iou_ours"].append(iou(mk.upsampled(64)[1].numpy(), e.region)); r["t_ours"].append(t)
             g = torch.Generator().manual_seed(0)
             dm, t = timed(lambda: ref.generate_mask(image=im, source_prompt=e.source_prompt, target_prompt=e.target_prompt,
                                                     num_maps_per_mask=10, mask_encode_strength=0.5,
                                                     num_inference_steps=a.steps, guidance_scale=a.scale, generator=g))
             r["iou_diffusers"].append(iou(up(dm[0]), e.region)); r["t_diffusers"].append(t)
-            sm, t = timed(lambda: diffedit_mask_single_prompt(m, im, e.target_prompt, n=10, strength=0.5))
+            sm, t = timed(lambda: diffedit_mask_single_prompt(m, im, e.target_prompt, n=10, strength=0.5,
+                                                              num_inference_steps=a.steps))
             r["iou_seed"].append(iou(sm.upsampled(64)[1].numpy(), e.region)); r["t_seed"].append(t)
 
             out, t = timed(lambda: diffedit(m, im, e.target_prompt, mk, ratio=a.ratio, guidance_scale=a.scale,

@@ -50,8 +50,8 @@ def main(argv=None):
                                 num_inversion_steps=a.steps, skip=rec_skip)
     for k, v in rec.items(): print(f"  {k:>26}: mean {np.mean(v['rmse']):.2e}, max {np.max(v['rmse']):.2e}")
 
-    settings = {k: {**v, **({"scale": a.scale, "reverse_scale": a.scale} if a.scale else {}),
-                    **({"threshold": a.threshold} if a.threshold else {})}
+    settings = {k: {**v, **({"scale": a.scale, "reverse_scale": a.scale} if a.scale is not None else {}),
+                    **({"threshold": a.threshold} if a.threshold is not None else {})}
                 for k, v in TOY_LEDITS.items()}
     skip_of = (lambda e: a.skip) if a.skip is not None else short_skip
     print(f"\n2. edits: {a.n} held-out edits per kind, {a.steps} steps, skip {TOY_LEDITS_SKIP if a.skip is None else a.skip}, {settings},"
