@@ -142,7 +142,8 @@ def diffedit_mask_single_prompt(models, image, prompt: str, *, g: float = 0.15, 
 def latent_mask(mask, like: torch.Tensor, cover: float = 0.5) -> torch.Tensor:
     """A DiffEditMask / bool or float array, at latent or image size -> 1 x 1 x h x w float (1 = edit), on
     `like`'s grid, device and dtype. An image-size mask marks a latent cell when it covers more than
-    `cover` of it (0.5: most of it; 0: any pixel of it)."""
+    `cover` of it (0.5: most of it; 0: any pixel of it); a latent-size float mask is kept as it is (soft
+    values in [0, 1] blend: m · edited + (1 − m) · kept)."""
     m = mask.binary if isinstance(mask, DiffEditMask) else mask
     m = torch.as_tensor(m).float()
     if m.ndim != 2: raise ValueError(f"mask must be 2-D (h x w), got shape {tuple(m.shape)}")

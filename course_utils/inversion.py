@@ -43,9 +43,9 @@ class DDIMInversion:
     def noisiest(self) -> torch.Tensor: return self.latents[-1]
 
     def at(self, t) -> torch.Tensor:
-        "The inverted latents at DDIM timestep `t` (0 for the clean latents)."
-        if int(t) == 0: return self.latents[0]
+        "The inverted latents at DDIM timestep `t` (0, unless the schedule has a timestep 0: the clean latents)."
         k = (self.timesteps == int(t)).nonzero()
+        if not len(k) and int(t) == 0: return self.latents[0]
         if not len(k): raise KeyError(f"timestep {int(t)} was not inverted; inverted: {self.timesteps.tolist()}")
         return self.latents[int(k[0]) + 1]
 

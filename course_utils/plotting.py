@@ -40,6 +40,8 @@ def overlay_mask(image, mask, color=(255, 0, 255), dim=0.6) -> np.ndarray:
     OpenCV does the resizing and traces the outline (`cv2.findContours`)."""
     import cv2
     img = np.asarray(image.convert("RGB"), np.float32) if hasattr(image, "convert") else np.asarray(image, np.float32)
+    if img.ndim == 2: img = np.stack([img] * 3, -1)                    # a grey H x W array
+    if img.ndim != 3 or img.shape[-1] != 3: raise ValueError(f"image must be PIL, H x W or H x W x 3, got shape {img.shape}")
     m = np.asarray(_array(mask), np.float32)
     if m.ndim != 2: raise ValueError(f"mask must be 2-D (H x W), got shape {m.shape}")
     if m.shape != img.shape[:2]: m = cv2.resize(m, img.shape[1::-1], interpolation=cv2.INTER_NEAREST)

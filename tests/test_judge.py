@@ -26,6 +26,7 @@ def test_score_is_per_attribute_and_sees_an_edit(judge):
     e = EDITS["color"](s, np.random.default_rng(0))
     wrong = judge.score(render(e.target).image, s)  # the target render judged against the source scene
     assert [k for k, ok in wrong.items() if not ok] == [k for k in ATTRIBUTES if s.attributes()[k] != e.target.attributes()[k]]
+    with pytest.raises(ValueError, match="score reads one image, got 2"): judge.score([render(s).image] * 2, s)
 
 
 def test_judge_reads_pil_or_tensor_and_any_size(judge):
@@ -33,7 +34,8 @@ def test_judge_reads_pil_or_tensor_and_any_size(judge):
     im = render(s).image
     x = torch.from_numpy(np.array(im)).permute(2, 0, 1)[None].float() / 127.5 - 1
     assert judge.predict(im) == judge.predict(x) == judge.predict(im.resize((128, 128), Image.NEAREST))
-    with pytest.raises(TypeError): judge.predict(["not an image"])
+    with pytest.raises(TypeError, match="the judge reads PIL images or tensors"): judge.predict(["not an image"])
+    with pytest.raises(ValueError, match="got a tensor of shape \\(1, 3, 32, 32\\)"): judge.predict(x[..., :32, :32])
 
 
 def test_missing_weights_say_how_to_train(tmp_path):

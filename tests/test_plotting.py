@@ -22,6 +22,9 @@ def test_overlay_resizes_coarse_masks_and_refuses_bad_ones():
     out = overlay_mask(img, coarse)
     assert (out[1:3, 1:3] == 100).all() and out[8:, 8:].max() < 100
     with pytest.raises(ValueError, match="2-D"): overlay_mask(img, np.zeros((4, 4, 3)))
+    grey = overlay_mask(np.full((16, 16), 100.0), coarse)         # a grey H x W array: as its RGB image
+    assert grey.shape == (16, 16, 3) and np.array_equal(grey, out)
+    with pytest.raises(ValueError, match="image must be"): overlay_mask(np.zeros((16, 16, 4)), coarse)
 
 
 def test_show_images_titles_every_panel():

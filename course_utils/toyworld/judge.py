@@ -39,9 +39,11 @@ class JudgeNet(nn.Module):
 
 
 def to_judge_input(images) -> torch.Tensor:
-    "PIL image(s) or a Bx3x64x64 tensor in [-1, 1] -> a Bx3x64x64 float tensor in [-1, 1]."
+    "PIL image(s) (resized to 64x64) or a (B x) 3 x 64 x 64 tensor in [-1, 1] -> a Bx3x64x64 float tensor in [-1, 1]."
     if isinstance(images, torch.Tensor):
         x = images if images.ndim == 4 else images[None]
+        if tuple(x.shape[1:]) != (3, 64, 64):
+            raise ValueError(f"the judge reads 3x64x64 images (a tensor in [-1, 1]), got a tensor of shape {tuple(images.shape)}")
         return x.float()
     if isinstance(images, Image.Image): images = [images]
     arrs = []
@@ -64,8 +66,10 @@ class Judge:
         return [{k: self.net.attributes[k][idx[k][i]] for k in logits} for i in range(len(x))]
 
     def score(self, image, scene: Scene) -> dict:
-        "attribute -> bool: does `image` show that attribute of `scene`?"
-        pred = self.predict(image)[0]
+        "attribute -> bool: does `image` (one image) show that attribute of `scene`?"
+        preds = self.predict(image)
+        if len(preds) != 1: raise ValueError(f"score reads one image, got {len(preds)}: score each, or `predict` them all")
+        pred = preds[0]
         return {k: pred[k] == v for k, v in scene.attributes().items()}
 
     def save(self, path=JUDGE_PATH):
