@@ -104,3 +104,26 @@ def test_new_small_model_takes_unet_and_text_changes(toy):
     old = new_small_model(toy.tokenizer, text={"num_hidden_layers": 1, "max_position_embeddings": 32})   # the recipe before 2026-12-06
     assert len(old.text_encoder.encoder.layers) == 1 and len(base.text_encoder.encoder.layers) == 0
     with torch.no_grad(): assert old(x, torch.tensor([10, 900]), caption_ids(toy.tokenizer, ["", "a red circle"])).shape == x.shape
+
+
+def test_lesson_7_trains_on_the_cpu_where_fastai_would_pick_a_gpu(toy, tmp_path, monkeypatch):
+    """On Colab's GPU or a Mac (MPS), fastai puts the model on its default device; the lesson's batches, EMA
+    and samples live on the CPU, as every toy lesson's do. Its data loaders name the CPU, so the model stays
+    there. (Stood in for by a default device of 'meta': a model moved there could not run on the batches.)"""
+    import fastai.callback.core
+    from fastai.learner import Learner
+    from fastai.optimizer import OptimWrapper
+    import fastai.callback.schedule  # noqa: F401
+    monkeypatch.setattr(fastai.callback.core, "default_device", lambda *a: torch.device("meta"))
+    scenes, tok = small_scenes(16, seed=0), small_tokenizer(toy.tokenizer)
+    pool = (encode_scenes(toy.vae, scenes), caption_ids(tok, map(small_caption, scenes)))
+    model = new_small_model(tok)
+    dls = index_dataloaders(2, 8, 8)
+    assert dls.device == torch.device("cpu") and [len(dl) for dl in dls.loaders] == [2, 1]
+    learn = Learner(dls, model, loss_func=nn.MSELoss(), path=tmp_path, opt_func=partial(OptimWrapper, opt=torch.optim.AdamW),
+                    cbs=[NoisyLatents(pool, pool, caption_ids(tok, [""]))])
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
+    assert {p.device.type for p in model.parameters()} == {"cpu"} and np.isfinite(float(learn.recorder.losses[-1]))
+    trained = index_dataloaders(3, 4, 5)
+    assert [b[0].tolist() for b in trained.train] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]
+    assert [b[0].tolist() for b in trained.valid] == [[0, 1, 2, 3], [4]]

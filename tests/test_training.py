@@ -94,6 +94,17 @@ def test_an_interrupted_run_resumes_at_its_epoch(tmp_path, capsys, monkeypatch):
     assert meta()["epoch"] == 3 and meta()["n_epoch"] == 3
 
 
+def test_the_recipe_trains_on_the_cpu_where_fastai_would_pick_a_gpu(tmp_path, monkeypatch):
+    """fastai puts the model on its loaders' device, else on a GPU (or MPS) where there is one; the recipe's
+    batches are built on the CPU, so its loaders name the CPU (a default device of 'meta' stands in for a GPU)."""
+    import fastai.callback.core
+    monkeypatch.setattr(fastai.callback.core, "default_device", lambda *a: torch.device("meta"))
+    judge = training.train_judge(tmp_path, epochs=1, iters=2, bs=8, pool=32)
+    assert {p.device.type for p in judge.net.parameters()} == {"cpu"}
+    dls = training.index_loaders(torch.arange(10), torch.arange(100, 103), 4)
+    assert dls.device == torch.device("cpu") and [b[0].tolist() for b in dls.train] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+
+
 # ------------------------------------------------------------------ stage 2b: attention localisation
 def _toy_tokenizer():
     return CLIPTokenizer.from_pretrained(str(toymodel.TOY_PATH / "tokenizer"))

@@ -143,11 +143,10 @@ class NoisyLatents(Callback):
 
 
 def index_dataloaders(n_iter: int, bs: int, n_valid: int):
-    "fastai DataLoaders whose 'items' are indices (n_iter batches of bs to train, n_valid to validate); NoisyLatents makes the batches."
-    from fastai.data.core import DataLoaders
-    from torch.utils.data import DataLoader, TensorDataset
-    return DataLoaders(DataLoader(TensorDataset(torch.arange(n_iter * bs)), batch_size=bs),
-                       DataLoader(TensorDataset(torch.arange(n_valid)), batch_size=bs))
+    """fastai DataLoaders whose 'items' are indices (n_iter batches of bs to train, n_valid to validate); NoisyLatents
+    makes the batches. On the CPU on every machine, as every toy lesson runs (`training.index_loaders`)."""
+    from .training import index_loaders
+    return index_loaders(torch.arange(n_iter * bs), torch.arange(n_valid), bs)
 
 
 def small_models(toy, model):

@@ -112,11 +112,22 @@ def _fastai():
     return Learner, Callback, DataLoaders, OptimWrapper
 
 
+def index_loaders(train: torch.Tensor, valid: torch.Tensor, bs: int):
+    """fastai DataLoaders whose batches are vectors of indices (`train`'s and `valid`'s, in order, in batches of
+    `bs`, the last one kept); a callback turns them into model inputs. On the CPU on every machine: fastai puts
+    the model on its loaders' device, which would otherwise be a GPU (or Apple's MPS) where there is one, away
+    from the batches the callbacks build on the CPU."""
+    _, _, DataLoaders, _ = _fastai()
+    from fastai.data.load import DataLoader
+    from torch.utils.data import TensorDataset
+    index = lambda items: DataLoader(TensorDataset(items), bs=bs, num_workers=0)
+    return DataLoaders(index(train), index(valid), device=torch.device("cpu"))
+
+
 def _learner(model, loss_func, batch_cb, n_iter, bs, lr, wd, ckpt_dir, ema_decay, tag):
     "A fastai Learner over seed batches, with EMA and per-epoch safetensors checkpoints."
-    Learner, _, DataLoaders, OptimWrapper = _fastai()
+    Learner, _, _, OptimWrapper = _fastai()
     from functools import partial
-    from torch.utils.data import DataLoader, TensorDataset
 
     from .callbacks import EMA, Checkpoint
     ema = copy.deepcopy(model).requires_grad_(False)
@@ -124,9 +135,8 @@ def _learner(model, loss_func, batch_cb, n_iter, bs, lr, wd, ckpt_dir, ema_decay
     ckpt = Path(ckpt_dir) / f"{tag}.safetensors"
 
     # a "batch" is a vector of scene indices; `batch_cb` turns it into model inputs.
-    train = DataLoader(TensorDataset(torch.arange(n_iter * bs)), batch_size=bs)
-    valid = DataLoader(TensorDataset(torch.arange(HELD_OUT, HELD_OUT + 2 * bs)), batch_size=bs)
-    learn = Learner(DataLoaders(train, valid), model, loss_func=loss_func, lr=lr, wd=wd,
+    dls = index_loaders(torch.arange(n_iter * bs), torch.arange(HELD_OUT, HELD_OUT + 2 * bs), bs)
+    learn = Learner(dls, model, loss_func=loss_func, lr=lr, wd=wd,
                     opt_func=partial(OptimWrapper, opt=torch.optim.AdamW),
                     cbs=[batch_cb, EMA(ema, ema_decay), Checkpoint(ckpt, ema, tag)])
     return learn, ema, ckpt
