@@ -24,10 +24,11 @@ and, after every step, put back the *inverted latents of the same timestep* outs
 (diffusers' pipeline blends with the latents one step noisier than its step's output.)
 Comparisons: the seed's blend with the clean latents, and plain img2img (SDEdit), no mask.
 
-Batches: every function takes one image or a list of B images, or a B x 3 x H x W tensor (a prompt,
-mask or seed for all, or a list of one per image) and runs them in one UNet call per step; a list gets a list back. Each image
-draws its noise from its own seed, so a batch gives, image by image, what B single calls give (to
-float32 rounding; in float16 on a GPU, whose kernels change with the batch size, 0.4-0.6 % off on random weights).
+Batches: every function takes one image, or B images as a list or a B x 3 x H x W tensor (a prompt,
+mask or seed for all, or a list of one per image), and runs them in one UNet call per step; a batch
+gets a list back. Each image draws its noise from its own seed, so a batch gives, image by image, what
+B single calls give (to float32 rounding; in float16 on a GPU, whose kernels change with the batch size,
+0.4-0.6 % off on random weights).
 """
 from __future__ import annotations
 from dataclasses import dataclass
@@ -276,8 +277,9 @@ def diffusers_diffedit_decode(pipe, images, target_prompt, masks, *, ratio: floa
                               guidance_scale: float = 7.5, generator=None, output_type: str = "pil"):
     """diffusers' DiffEdit after its mask: `invert` the B images with the empty prompt to `ratio`, then the
     masked decoding with the target prompt (one for all, or one per image) and the masks (one h x w for
-    all, or B of them; 1 = re-generate). `generator`: one per image (`inversion.generators`: `invert` samples the VAE's posterior,
-so each image needs its own to come out as alone), or None for fresh ones seeded 0.
+    all, or B of them; 1 = re-generate). `generator`: one per image (`inversion.generators`: `invert`
+    samples the VAE's posterior, so each image needs its own to come out as alone), or None for fresh
+    ones seeded 0.
     -> B images (a list), or B x 4 x h x w latents with output_type="latent"."""
     images, _ = as_images(images)
     B = len(images)

@@ -149,8 +149,8 @@ def choose_weights(files, dtype: torch.dtype = torch.float32) -> dict[str, str |
 
     float16 takes the 'fp16' variant where the part has one (half the download), else the plain
     weights (cast when loaded); other dtypes take the plain ones (a part without plain weights: its
-    first variant by name). Safetensors only: a part whose
-    weights are pickles alone (.bin, .ckpt) is an error, because unpickling a file can run its code."""
+    first variant by name). Safetensors only: a part whose weights are pickles alone (.bin, .ckpt) is
+    an error, because unpickling a file can run its code."""
     files = [str(f).replace("\\", "/") for f in files]
     want = "fp16" if dtype == torch.float16 else None
     out = {}
@@ -260,9 +260,9 @@ def load_models(name_or_path: str = "toy", device=None, dtype=None, *, cache_dir
     device: default the CPU for the toy model, on every machine (the lessons' own cells make their noise
     and read their tensors on the CPU, and their saved outputs are the CPU's: on a Colab GPU they run as
     on a laptop; pass device="cuda" to move it), and for any other model CUDA when there is a GPU, else
-    the CPU. dtype: default float16 for a real model on a CUDA GPU, else float32 (Apple's MPS too). A hub id downloads only what
-    it uses (`hub_files`), the fp16 variant for float16 where the repository has one; weights are read
-    from safetensors only."""
+    the CPU. dtype: default float16 for a real model on a CUDA GPU, else float32 (Apple's MPS too). A hub
+    id downloads only what it uses (`hub_files`), the fp16 variant for float16 where the repository has
+    one; weights are read from safetensors only."""
     if device is not None: device = torch.device(device)
     else: device = torch.device("cpu") if name_or_path == "toy" else default_device()
     if dtype is None:
