@@ -124,6 +124,6 @@ def test_lesson_7_trains_on_the_cpu_where_fastai_would_pick_a_gpu(toy, tmp_path,
                     cbs=[NoisyLatents(pool, pool, caption_ids(tok, [""]))])
     with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
     assert {p.device.type for p in model.parameters()} == {"cpu"} and np.isfinite(float(learn.recorder.losses[-1]))
-    trained = index_dataloaders(3, 4, 5)
-    assert [b[0].tolist() for b in trained.train] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]
-    assert [b[0].tolist() for b in trained.valid] == [[0, 1, 2, 3], [4]]
+    batches = index_dataloaders(3, 4, 5)                      # in order, the last batch kept
+    assert [b[0].tolist() for b in batches.train] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]
+    assert [b[0].tolist() for b in batches.valid] == [[0, 1, 2, 3], [4]]
