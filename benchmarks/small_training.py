@@ -37,11 +37,11 @@ from common import timed
 EPOCHS = 5
 
 
-def run(toy, judge, data, test_scenes, *, steps: int, min_snr: float, seed: int, lr: float, tokens: int, offset: float,
+def run(toy, judge, tok, data, test_scenes, *, steps: int, min_snr: float, seed: int, lr: float, offset: float,
         bs: int = 32, unet: dict | None = None, text: dict | None = None):
-    "One training run as lesson 7's -> (adherence dict, training seconds)."
+    "One training run as lesson 7's, captions tokenized by `tok` -> (adherence dict, training seconds)."
     train, valid = data
-    tok = small_tokenizer(toy.tokenizer, tokens)
+    tokens = tok.model_max_length
     model = new_small_model(tok, seed=seed, unet=unet, text={"max_position_embeddings": tokens, **(text or {})})
     learn = Learner(index_dataloaders(steps // EPOCHS, bs, len(valid[0])), model,
                     loss_func=weighted_mse if min_snr else nn.MSELoss(), wd=0.01, path=tempfile.mkdtemp(),
@@ -70,8 +70,8 @@ def main(argv=None):
     a = ap.parse_args(argv)
     toy, judge = load_models("toy"), load_judge()
     train_scenes, valid_scenes, test_scenes = small_scenes(1000, seed=0), small_scenes(64, seed=1), small_scenes(60, seed=2)
-    data = [(encode_scenes(toy.vae, s), caption_ids(small_tokenizer(toy.tokenizer, a.tokens), map(small_caption, s)))
-            for s in (train_scenes, valid_scenes)]
+    tok = small_tokenizer(toy.tokenizer, a.tokens)
+    data = [(encode_scenes(toy.vae, s), caption_ids(tok, map(small_caption, s))) for s in (train_scenes, valid_scenes)]
     print(f"lesson 7's recipe{f', UNet {a.unet}' if a.unet else ''}{f', text encoder {a.text}' if a.text else ''}, captions of "
           f"{a.tokens} tokens, offset noise {a.offset:g}, peak lr {a.lr:g}, batches of {a.bs}, {torch.get_num_threads()} threads; "
           "60 held-out captions per run")
@@ -80,7 +80,7 @@ def main(argv=None):
         for g in a.min_snr:
             ks = []
             for seed in a.seeds:
-                res, seconds = run(toy, judge, data, test_scenes, steps=steps, min_snr=g, seed=seed, lr=a.lr, tokens=a.tokens,
+                res, seconds = run(toy, judge, tok, data, test_scenes, steps=steps, min_snr=g, seed=seed, lr=a.lr,
                                    offset=a.offset, bs=a.bs, unet=a.unet, text=a.text)
                 ks.append(res["k"])
                 print(f"{steps:5d} | {f'min-SNR γ={g:g}' if g else 'plain MSE':>12} | {seed:4d} | "

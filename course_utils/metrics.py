@@ -54,6 +54,8 @@ def prompt_adherence(models, judge, scenes, *, guidance_scale, num_inference_ste
                      guidance="cfg", progress=False) -> dict:
     """Generate every scene's caption and let the judge read the images.
 
+    Image i draws its noise from seed + i alone (`generate` with one seed per caption), so the images,
+    and so the numbers, do not depend on `batch_size`, which only bounds how many are drawn in one call.
     Returns {'attribute_accuracy': mean share of attributes right, 'all_right': share of images
     with every attribute right, 'per_attribute': {name: accuracy}, 'images': [PIL]}."""
     from .sampling import generate
@@ -61,7 +63,7 @@ def prompt_adherence(models, judge, scenes, *, guidance_scale, num_inference_ste
     for i in range(0, len(scenes), batch_size):
         chunk = scenes[i:i + batch_size]
         ims = generate(models, [s.caption for s in chunk], guidance_scale=guidance_scale, guidance=guidance,
-                       num_inference_steps=num_inference_steps, seed=seed + i, progress=progress)
+                       num_inference_steps=num_inference_steps, seed=[seed + i + k for k in range(len(chunk))], progress=progress)
         rows += [judge.score(im, s) for im, s in zip(ims, chunk)]
         images += ims
     names = list(rows[0])

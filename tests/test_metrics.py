@@ -51,3 +51,15 @@ def test_edit_scores_strict_success_needs_every_attribute():
     with pytest.raises(ValueError, match="the edited image is 32x32, ToyWorld's renders 64x64"):
         edit_scores(e, render(e.target).image.resize((32, 32)), judge)
     with pytest.raises(ValueError, match=r"unknown kind of edit 'colour'; choose one of \['color'"): held_out_edits("colour", 2)
+
+
+def test_prompt_adherence_draws_the_same_images_whatever_the_batch_size(random_models):
+    "Image i comes from seed + i alone: chunks of 2 and one batch of 5 give the same images, and the judge the same reads."
+    from course_utils.metrics import held_out_scenes, prompt_adherence
+    scenes = held_out_scenes(5, offset=300)
+    judge = type("Reads", (), {"score": staticmethod(lambda im, s: {"mean": float(np.asarray(im).mean()) > 127})})()
+    one, chunks = (prompt_adherence(random_models, judge, scenes, guidance_scale=2.0, num_inference_steps=2, batch_size=b, seed=7)
+                   for b in (5, 2))
+    for a, b in zip(one["images"], chunks["images"]):
+        assert np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16)).max() <= 1
+    assert len({np.asarray(im).tobytes() for im in one["images"]}) == 5    # and each image has noise of its own

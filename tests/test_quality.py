@@ -15,7 +15,7 @@ import pytest
 # Success is strict (every attribute of the target read right, and closer to the target inside the region;
 # metrics.edit_scores); the lenient rate (only the changed attributes) has its own bar where the two differ.
 VAE_PSNR = 29.0          # [31.7 dB]
-ADHERENCE = 0.95         # [1.000 of attributes right at s = 5; 0.977 at s = 1]
+ADHERENCE = 0.95         # [1.000 of attributes right at s = 5; 0.963 at s = 1]
 MASK_IOU = 0.5           # [0.67]
 DIFFEDIT_SUCCESS = 0.8   # [12 / 12 strict: two edits of room]
 DIFFEDIT_PSNR = 27.0     # [30.6 dB]
@@ -44,7 +44,7 @@ def test_guidance_improves_prompt_adherence(toy, judge):
     plain = prompt_adherence(toy, judge, scenes, guidance_scale=1.0, num_inference_steps=20)
     guided = prompt_adherence(toy, judge, scenes, guidance_scale=5.0, num_inference_steps=20)
     assert guided["attribute_accuracy"] >= ADHERENCE
-    assert guided["all_right"] > plain["all_right"]  # [24 vs 20 of 24 images with all 9 attributes right]
+    assert guided["all_right"] > plain["all_right"]  # [24 vs 17 of 24 images with all 9 attributes right]
     assert guided["per_attribute"]["background"] > 0.9
 
 
