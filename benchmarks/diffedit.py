@@ -3,9 +3,10 @@
     python benchmarks/diffedit.py [--n 20] [--steps 50] [--ratio 0.8]
 
 Per edit kind (colour, texture, shape swap), printed side by side in one run:
-- masks: IoU against the exact edit region (upsampled to 64x64) and time, for this project's
-  `diffedit_mask`, diffusers' `generate_mask`, and the seed's single-prompt variant (n = 10,
-  strength 0.5 for all);
+- masks: IoU against the exact edit region and time, for this project's `diffedit_mask`, diffusers'
+  `generate_mask`, and the seed's single-prompt variant (n = 10, strength 0.5 for all). Each side's
+  binary latent mask, the one its edit uses, is scored the same way (`metrics.mask_iou`: each
+  latent cell upsampled to the 4x4 pixels it covers);
 - edits: strict success (the judge reads every attribute of the target scene, the changed one
   included, AND the result is closer to the target than to the source inside the region), preservation (PSNR outside the region vs the source),
   time; for `diffedit` (DDIM encoding, same-timestep blend) vs diffusers' pipeline
@@ -18,19 +19,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 import torch
-import torch.nn.functional as F
 from course_utils import load_models
 from course_utils.diffedit import diffedit_mask, diffedit_mask_single_prompt, diffedit, diffusers_diffedit, diffusers_diffedit_edit
-from course_utils.metrics import iou, edit_scores, held_out_edits
+from course_utils.metrics import mask_iou, edit_scores, held_out_edits
 from course_utils.toyworld import render, load_judge
 from common import timed
 
 KINDS = ("color", "texture", "shape")
-
-
-def up(mask16) -> np.ndarray:
-    m = torch.as_tensor(np.asarray(mask16), dtype=torch.float32)[None, None]
-    return (F.interpolate(m, size=(64, 64), mode="bilinear", align_corners=False)[0, 0] > 0.5).numpy()
 
 
 def main(argv=None):
@@ -52,15 +47,15 @@ def main(argv=None):
             im = render(e.source).image
             mk, t = timed(lambda: diffedit_mask(m, im, e.source_prompt, e.target_prompt, n=10, strength=0.5,
                                                 num_inference_steps=a.steps))
-            r["iou_ours"].append(iou(mk.upsampled(64)[1].numpy(), e.region)); r["t_ours"].append(t)
+            r["iou_ours"].append(mask_iou(mk.binary, e.region)); r["t_ours"].append(t)
             g = torch.Generator().manual_seed(0)
             dm, t = timed(lambda: ref.generate_mask(image=im, source_prompt=e.source_prompt, target_prompt=e.target_prompt,
                                                     num_maps_per_mask=10, mask_encode_strength=0.5,
                                                     num_inference_steps=a.steps, guidance_scale=a.scale, generator=g))
-            r["iou_diffusers"].append(iou(up(dm[0]), e.region)); r["t_diffusers"].append(t)
+            r["iou_diffusers"].append(mask_iou(np.asarray(dm[0]) > 0.5, e.region)); r["t_diffusers"].append(t)
             sm, t = timed(lambda: diffedit_mask_single_prompt(m, im, e.target_prompt, n=10, strength=0.5,
                                                               num_inference_steps=a.steps))
-            r["iou_seed"].append(iou(sm.upsampled(64)[1].numpy(), e.region)); r["t_seed"].append(t)
+            r["iou_seed"].append(mask_iou(sm.binary, e.region)); r["t_seed"].append(t)
 
             out, t = timed(lambda: diffedit(m, im, e.target_prompt, mk, ratio=a.ratio, guidance_scale=a.scale,
                                             num_inference_steps=a.steps, progress=False))
