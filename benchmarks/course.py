@@ -29,14 +29,14 @@ COURSE_GOAL, LESSON_GOAL = 240, 90   # seconds: issue 14
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("notebooks", nargs="*", help="lessons to run (default: every notebook in notebooks/)")
-    ap.add_argument("--threads", type=int, help="torch threads per kernel (OMP_NUM_THREADS); default: torch's own choice")
-    ap.add_argument("--top", type=int, default=3, help="slowest cells to list per lesson")
+    ap.add_argument("--threads", type=int, help="torch threads per kernel (OMP_NUM_THREADS); default: torch's own choice, under --nbval conftest.py's share of the cores")
+    ap.add_argument("--top", type=int, default=3, help="slowest cells to list per lesson (not with --nbval)")
     ap.add_argument("--nbval", action="store_true", help="run the lessons under nbval, as make test does")
     ap.add_argument("--workers", type=int, default=2, help="with --nbval: pytest-xdist workers (0: one process)")
     a = ap.parse_args(argv)
     paths = [Path(p).resolve() for p in a.notebooks] or sorted((ROOT / "notebooks").glob("*.ipynb"))   # nbval runs from ROOT
+    if a.threads: os.environ["OMP_NUM_THREADS"] = str(a.threads)   # the kernels inherit it (and conftest.py keeps it)
     if a.nbval: return nbval(paths, a.workers)
-    if a.threads: os.environ["OMP_NUM_THREADS"] = str(a.threads)   # the kernels inherit it
     print(f"{len(paths)} lessons, {a.threads or 'all'} torch thread(s) per kernel, {os.cpu_count()} cores", flush=True)
     times = {}
     for path in paths:

@@ -17,6 +17,7 @@ For each: median seconds per image over `--repeats` runs after a warm-up, peak G
 whether any latent or decoded pixel is NaN/inf (float16 overflow shows up there). Both sides decode
 the result once: ours return images and latents, and diffusers' latents go through the same decode
 (until 2026-12-06 they did not: ~1 VAE decode in diffusers' favour, seconds on a CPU at 512x512).
+Diffusers' LEDITS++ `invert` decodes its input once more of its own (`image_rec`): one decode against it.
 
 Then where LEDITS++'s time goes: the UNet alone, one call at 1, 2 and 3 rows (the inversion's and the
 edit's sizes; a flat line means the GPU waits on kernel launches, not on arithmetic), each side's
