@@ -39,6 +39,10 @@ def main(argv=None):
     torch.manual_seed(0)
     m, judge = load_models(a.model, device="cpu"), load_judge()
     ref = diffusers_diffedit(m)
+    e = held_out_edits(KINDS[0], 1)[0]; im = render(e.source).image       # a warm-up for both sides, untimed
+    diffedit(m, im, e.target_prompt, diffedit_mask(m, im, e.source_prompt, e.target_prompt, num_inference_steps=a.steps),
+             num_inference_steps=a.steps, progress=False)
+    diffusers_diffedit_edit(ref, im, e.source_prompt, e.target_prompt, mask_steps=a.steps, num_inference_steps=a.steps)
     rows = {}
     for kind in KINDS:
         r = {k: [] for k in ("iou_ours", "iou_diffusers", "iou_seed", "t_ours", "t_diffusers", "t_seed",
