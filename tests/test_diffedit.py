@@ -8,7 +8,7 @@ from course_utils.ledits import ddpm_invert
 from course_utils.inversion import ddim_invert
 from course_utils.metrics import HELD_OUT
 from course_utils.toyworld import random_scene, render, EDITS
-from tolerance import close
+from tolerance import close, rel_err
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +42,26 @@ def test_mask_chunks_bound_memory_not_the_result(random_models, edit):
     close(a.soft, b.soft)   # chunks of 4 rows and one call of 12 round differently (tolerance.py)
 
 
-def test_guidance_scale_cancels_and_the_threshold_cuts_the_soft_map(random_models, edit):
-    """guidance_scale is taken for diffusers' parity and cancels: the guided difference s (c_q − c_r) is
-    max-normalised. The binary mask is the soft one above the threshold (no growth)."""
+def test_the_soft_mask_is_the_papers_recipe_whatever_the_guidance(random_models, edit):
+    """The soft map, recomputed by hand from the UNet's own 2n predictions (reference rows, then query
+    rows): D = mean over samples and channels of |s (ε_Q − ε_R)|, clipped at 3 mean(D), rescaled to [0, 1].
+    For every s the same map: the guidance scale cancels, which is why diffedit_mask computes none."""
+    im = render(edit.source).image
+    eps = []
+    hook = random_models.unet.register_forward_hook(lambda mod, args, out: eps.append(out[0] if isinstance(out, tuple) else out.sample))
+    try: mk = diffedit_mask(random_models, im, edit.source_prompt, edit.target_prompt, n=4)
+    finally: hook.remove()
+    eps_r, eps_q = torch.cat(eps).float().cpu().chunk(2)
+    assert eps_r.shape == (4, 4, 16, 16)
+    for s in (1.0, 3.0, 9.0):
+        d = (s * (eps_q - eps_r)).abs().mean(dim=(0, 1))
+        d = d.clamp(max=3 * d.mean())
+        close(mk.soft, (d - d.min()) / (d.max() - d.min()), rel=1e-5)
+    assert rel_err(mk.soft, (eps_q - eps_r).abs().amax(dim=(0, 1)) / (eps_q - eps_r).abs().amax()) > 0.05   # not any map will do
+
+
+def test_the_threshold_cuts_the_soft_map(random_models, edit):
+    "The binary mask is the soft one above the threshold (no growth); guidance_scale, taken for diffusers' parity, changes nothing."
     im = render(edit.source).image
     a = diffedit_mask(random_models, im, edit.source_prompt, edit.target_prompt, n=4, guidance_scale=3)
     b = diffedit_mask(random_models, im, edit.source_prompt, edit.target_prompt, n=4, guidance_scale=9, threshold=0.3)
@@ -101,14 +118,7 @@ def test_outside_the_mask_is_the_inversion_of_the_same_timestep(random_models, e
     "With an empty mask, every step's latents ARE the inverted latents of that step's timestep."
     im = render(edit.source).image
     inv = ddim_invert(random_models, im, num_inference_steps=10, ratio=0.8, progress=False)
-    seen = []
-    from course_utils import sampling
-    orig = sampling.denoise
-    def spy(*a, callback=None, **k):
-        def cb(i, t, z):
-            out = callback(i, t, z); seen.append(out.clone()); return out
-        return orig(*a, callback=cb, **k)
-    monkeypatch.setattr("course_utils.diffedit.denoise", spy)
+    seen = spy_steps(monkeypatch)
     _, z = diffedit(random_models, im, edit.target_prompt, np.zeros((16, 16), bool), ratio=0.8,
                     num_inference_steps=10, inversion=inv, return_latents=True, progress=False)
     K = len(inv.timesteps)
@@ -134,17 +144,55 @@ def test_a_longer_inversion_serves_every_smaller_ratio_exactly(random_models, ed
         diffedit(random_models, im, edit.target_prompt, mask, ratio=0.5, num_inference_steps=12, inversion=long)
 
 
-def test_clean_blend_and_no_blend_and_img2img_run(random_models, edit):
+def spy_steps(monkeypatch):
+    "Every step's latents as diffedit's masked decoding leaves them (after the blend)."
+    seen = []
+    from course_utils import sampling
+    orig = sampling.denoise
+    def spy(*a, callback=None, **k):
+        def cb(i, t, z):
+            out = callback(i, t, z) if callback else None
+            seen.append((z if out is None else out).clone()); return out
+        return orig(*a, callback=cb, **k)
+    monkeypatch.setattr("course_utils.diffedit.denoise", spy)
+    return seen
+
+
+def test_clean_blend_puts_back_the_clean_latents_and_no_blend_ignores_the_mask(random_models, edit, monkeypatch):
+    im, empty = render(edit.source).image, np.zeros((16, 16), bool)
+    inv = ddim_invert(random_models, im, num_inference_steps=10, ratio=0.8, progress=False)
+    seen = spy_steps(monkeypatch)
+    _, z = diffedit(random_models, im, edit.target_prompt, empty, blend="clean", num_inference_steps=10, inversion=inv,
+                    return_latents=True, progress=False)
+    assert len(seen) == 8 and all(torch.equal(s, inv.latents[0]) for s in seen)   # the clean latents at every step
+    seen.clear()
+    _, z_none = diffedit(random_models, im, edit.target_prompt, empty, blend="none", num_inference_steps=10, inversion=inv,
+                         return_latents=True, progress=False)
+    assert rel_err(z_none, inv.latents[0]) > 0.1                                  # an empty mask kept nothing
+    mask = np.zeros((16, 16), bool); mask[4:12, 2:9] = True
+    _, z_clean = diffedit(random_models, im, edit.target_prompt, mask, blend="clean", num_inference_steps=10, inversion=inv,
+                          return_latents=True, progress=False)
+    _, z_inv = diffedit(random_models, im, edit.target_prompt, mask, blend="inverted", num_inference_steps=10, inversion=inv,
+                        return_latents=True, progress=False)
+    inside = torch.as_tensor(mask)
+    assert torch.equal(z_clean[..., ~inside], z_inv[..., ~inside])               # both end on the clean latents outside
+    assert rel_err(z_clean[..., inside], z_inv[..., inside]) > 0.01                # inside, what each kept around it shows
+
+
+def test_img2img_is_diffusers_img2img_pipeline(random_models, edit):
+    "SDEdit = diffusers' StableDiffusionImg2ImgPipeline handed the same clean latents and seed (DDIM, guidance 7.5)."
+    from diffusers import StableDiffusionImg2ImgPipeline
+    from course_utils.inversion import encode_image
     im = render(edit.source).image
-    mask = np.zeros((64, 64), bool)
-    _, z = diffedit(random_models, im, edit.target_prompt, mask, blend="clean", num_inference_steps=6, return_latents=True, progress=False)
-    _, z0 = diffedit(random_models, im, edit.target_prompt, mask, blend="clean", num_inference_steps=6, ratio=0.5,
-                     return_latents=True, progress=False)
-    assert torch.equal(z, z0)  # the clean latents, whatever the ratio
-    out = diffedit(random_models, im, edit.target_prompt, mask, blend="none", num_inference_steps=6, progress=False)
-    assert isinstance(out, Image.Image) and out.size == (64, 64)
-    out, z = img2img(random_models, im, edit.target_prompt, strength=0.5, num_inference_steps=6, return_latents=True, progress=False)
-    assert z.shape == (1, 4, 16, 16)
+    _, z = img2img(random_models, im, edit.target_prompt, strength=0.6, num_inference_steps=10, seed=3, return_latents=True,
+                   progress=False)
+    pipe = random_models.pipeline(StableDiffusionImg2ImgPipeline)
+    ref = pipe(edit.target_prompt, image=encode_image(random_models, im), strength=0.6, num_inference_steps=10,
+               guidance_scale=7.5, generator=torch.Generator().manual_seed(3), output_type="latent").images
+    close(z, ref)
+    _, other = img2img(random_models, im, edit.target_prompt, strength=0.6, num_inference_steps=10, seed=4, return_latents=True,
+                       progress=False)
+    assert rel_err(other, ref) > 0.1                                               # the seed is the noise
 
 
 def test_bad_input_says_what_to_do(random_models, edit):
