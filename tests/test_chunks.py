@@ -93,7 +93,7 @@ def test_vae_encode_and_decode_in_pieces(random_models, images):
     g = lambda: torch.Generator().manual_seed(0)
     mean, drawn = image_to_latents(m, images), image_to_latents(m, images, sample=True, generator=g())
     decoded = latents_to_images(m, mean)
-    with card(m.vae.encoder, holds=1) as enc, card(m.vae.decoder, holds=2) as dec, pytest.warns(RuntimeWarning):
+    with card(m.vae.encoder, holds=1) as enc, card(m.vae.decoder, holds=2) as dec, pytest.warns(RuntimeWarning, match="out of GPU memory in a"):
         close(image_to_latents(m, images), mean)
         close(image_to_latents(m, images, sample=True, generator=g()), drawn)   # one draw for the batch, as before
         close(latents_to_images(m, mean), decoded)
@@ -106,7 +106,7 @@ def test_only_running_out_of_memory_splits_a_call(random_models):
     def call(i, j, fail_above, error):
         if j - i > fail_above: raise error
         return torch.arange(i, j)
-    with pytest.warns(RuntimeWarning):
+    with pytest.warns(RuntimeWarning, match="out of GPU memory in a"):
         got = in_chunks(m, "unet", lambda i, j: call(i, j, 2, RuntimeError("MPS backend out of memory (MPS allocated: 9 GB)")), 5)
     assert got.tolist() == [0, 1, 2, 3, 4] and m.max_rows["unet"] == 2
     with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
@@ -116,7 +116,7 @@ def test_only_running_out_of_memory_splits_a_call(random_models):
 
 def test_a_model_that_does_not_fit_one_row_still_fails(random_models, images):
     m = fresh(random_models)
-    with card(m.unet, holds=0), pytest.warns(RuntimeWarning), pytest.raises(torch.OutOfMemoryError):
+    with card(m.unet, holds=0), pytest.warns(RuntimeWarning, match="out of GPU memory in a"), pytest.raises(torch.OutOfMemoryError):
         generate(m, ["a red circle on the left"], num_inference_steps=2, progress=False)
     assert m.max_rows["unet"] == 1
 

@@ -276,7 +276,10 @@ def test_reconstruction_table_in_one_batch_is_each_image_alone(random_models, im
 def test_token_span_finds_the_words_m1_reads(random_models):
     tok = random_models.tokenizer
     whole = EditConcept("a red thing on the left")
-    assert token_span(tok, whole) == (1, 1 + len(tok(whole.prompt).input_ids) - 2)
+    ids = tok(whole.prompt).input_ids
+    start, stop = token_span(tok, whole)
+    assert ids[start - 1] == tok.bos_token_id and ids[stop] == tok.eos_token_id      # every word, nothing around them
+    assert tok.convert_ids_to_tokens(ids[start:stop]) == [w + "</w>" for w in whole.prompt.split()]
     c = EditConcept("a thing on the left, a red thing on the right", mask_words="a red thing on the right")
     ids = tok(c.prompt).input_ids
     start, stop = token_span(tok, c)

@@ -80,7 +80,7 @@ def test_uncached_hub_id_offline_is_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize("name", ["not a model!!", "/no/such/folder", "a/b/c"])
 def test_nonsense_name_is_a_value_error(name):
-    with pytest.raises(ValueError, match="toy"):
+    with pytest.raises(ValueError, match="neither an existing folder nor a hub id"):
         load_models(name)
 
 

@@ -96,10 +96,10 @@ def test_real_photo_cell_runs_at_512(lesson, dtype, sd_cache, monkeypatch):
     ns = {}
     exec(compile(few_steps(gpu_branch(real_photo_cell(lesson))), lesson, "exec"), ns)
     assert loaded == [SD15_ID]
-    check_what_the_cell_made(ns)
+    check_what_the_cell_made(ns, lesson)
 
 
-def check_what_the_cell_made(ns: dict):
+def check_what_the_cell_made(ns: dict, lesson: str):
     "Titled figures, 512x512 RGB images, finite tensors, and lesson 4's exact reconstruction."
     figs = [plt.figure(n) for n in plt.get_fignums()]
     assert figs and all(f._suptitle is not None and "SD 1.5" in f._suptitle.get_text() for f in figs)
@@ -108,7 +108,7 @@ def check_what_the_cell_made(ns: dict):
     assert images and all(im.size == (512, 512) and im.mode == "RGB" for im in images)
     for t in (v for v in ns.values() if isinstance(v, torch.Tensor)):
         assert torch.isfinite(t.float()).all()
-    if "rel" in ns: assert ns["rel"] <= 5e-5  # lesson 4: "no edit" reproduces the photo's latents
+    if lesson.startswith("04_"): assert ns["rel"] <= 5e-5   # lesson 4: "no edit" reproduces the photo's latents
     plt.close("all")
 
 
@@ -133,6 +133,6 @@ def test_real_photo_cell_on_a_gpu(lesson, sd15_cache, monkeypatch):
     seconds, peak = time.perf_counter() - t0, torch.cuda.max_memory_allocated() / 2**30
     sd = ns["sd"]
     assert sd.device.type == "cuda" and sd.dtype == torch.float16 and sd.unet.config.block_out_channels[0] == 320
-    check_what_the_cell_made(ns)
+    check_what_the_cell_made(ns, lesson)
     print(f"\n{lesson}: {seconds:.1f} s (loading the model included), peak GPU memory {peak:.2f} GB, "
           f"{torch.cuda.get_device_name()}", flush=True)

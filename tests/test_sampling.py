@@ -62,10 +62,15 @@ def pipe(models):
 
 
 @needs_model
-def test_prompt_encoding_batches_uncond_then_cond(models):
-    emb = encode_cfg_prompts(models, ["a red circle on the left", "gray background"])
+def test_prompt_encoding_batches_uncond_then_cond(models, pipe):
+    "[negative ; prompts] in order, each row as diffusers' own encode_prompt gives it (the empty prompt by default)."
+    prompts = ["a red circle on the left", "gray background"]
+    emb = encode_cfg_prompts(models, prompts)
     assert emb.shape == (4, models.tokenizer.model_max_length, models.text_encoder.config.hidden_size)
-    assert torch.allclose(emb[0], emb[1])  # both unconditional rows are the empty prompt
+    cond, uncond = pipe.encode_prompt(prompts, "cpu", 1, True)
+    assert torch.allclose(emb[:2], uncond, atol=1e-6) and torch.allclose(emb[2:], cond, atol=1e-6)
+    cond, neg = pipe.encode_prompt(prompts, "cpu", 1, True, negative_prompt=["a hat", "sand background"])
+    assert torch.allclose(encode_cfg_prompts(models, prompts, ["a hat", "sand background"]), torch.cat([neg, cond]), atol=1e-6)
     with pytest.raises(ValueError, match="empty"): encode_cfg_prompts(models, [])
     with pytest.raises(ValueError, match="2 negative prompts for 3 prompts"):
         encode_cfg_prompts(models, ["a", "b", "c"], negative_prompt=["x", "y"])
@@ -79,7 +84,9 @@ def test_vae_round_trip_uses_the_scaling_factor(models):
     assert z.shape == (1, 4, 16, 16)
     raw = models.vae.encode(pil_to_tensor(im)).latent_dist.mean
     assert torch.allclose(z, raw * models.vae.config.scaling_factor)
-    assert latents_to_images(models, z).shape == (1, 3, 64, 64)
+    x = latents_to_images(models, z)
+    assert x.shape == (1, 3, 64, 64)
+    assert torch.allclose(x, models.vae.decode(z / models.vae.config.scaling_factor).sample.clamp(-1, 1))
 
 
 @needs_model
@@ -115,6 +122,25 @@ def test_generate_is_seeded_and_rescaled_rule_runs(models):
     from course_utils.sampling import denoise                       # 2 rows (one prompt) for 3 latents: said, not a UNet error
     with pytest.raises(ValueError, match="emb has 2 rows for 3 latents"):
         denoise(models, torch.randn(3, 4, 16, 16), encode_cfg_prompts(models, ["gray background"]), progress=False)
+
+
+@needs_model
+def test_rescaled_rule_is_what_generate_applies_at_every_step(models):
+    "generate(guidance='rescaled') = a DDIM loop written here with rescaled_guidance on [u ; c]; CFG at the same scale is another image."
+    from course_utils.sampling import initial_latents
+    prompt, g = "a red plain circle on the left, sky background", 0.5
+    _, ours = generate(models, prompt, guidance="rescaled", guidance_scale=g, num_inference_steps=4, seed=2,
+                       return_latents=True, progress=False)
+    sched = models.scheduler
+    sched.set_timesteps(4)
+    x, emb = initial_latents(models, 1, torch.Generator().manual_seed(2)), encode_cfg_prompts(models, [prompt])
+    with torch.no_grad():
+        for t in sched.timesteps:
+            u, c = models.unet(torch.cat([x, x]), t, encoder_hidden_states=emb).sample.chunk(2)
+            x = sched.step(rescaled_guidance(u, c, g), t, x, eta=0.0).prev_sample
+    close(ours, x)
+    _, by_cfg = generate(models, prompt, guidance_scale=g, num_inference_steps=4, seed=2, return_latents=True, progress=False)
+    assert rel_err(by_cfg, x) > 0.05
 
 
 @needs_model

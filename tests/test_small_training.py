@@ -1,4 +1,4 @@
-"Lesson 7's small problem: the small world, its batches, a short fastai run with EMA and checkpoints that resumes."
+"Lesson 7's small problem: the small world, its batches, a short fastai run with EMA and checkpoints, a killed run resumed."
 import copy
 from functools import partial
 import numpy as np
@@ -42,7 +42,7 @@ def test_small_captions_fit_the_small_tokenizer_whole(toy):
     assert small_models(toy, model).tokenizer.model_max_length == SMALL_TOKENS
 
 
-def test_a_short_run_learns_checkpoints_and_resumes(toy, tmp_path):
+def test_a_short_run_learns_and_its_checkpoint_restores_it(toy, tmp_path):
     from fastai.learner import Learner
     from fastai.optimizer import OptimWrapper
     import fastai.callback.schedule  # noqa: F401
@@ -67,6 +67,45 @@ def test_a_short_run_learns_checkpoints_and_resumes(toy, tmp_path):
     for a, b in zip(fresh.state_dict().values(), model.state_dict().values()): assert torch.equal(a, b)
     res = small_adherence(small_models(toy, ema), load_judge(), small_scenes(4, seed=9), steps=4)
     assert set(SMALL_ATTRIBUTES) <= set(res) and res["n"] == 4 and len(res["images"]) == 4 and 0 <= res["all"] <= 1
+
+
+def test_a_killed_run_resumes_from_its_checkpoint_to_the_same_weights(toy, tmp_path):
+    """Lesson 7's claim: load the checkpoint (weights, EMA, optimizer) into fresh modules, then
+    fit_one_cycle(epochs, lr, start_epoch=k) trains only what is left, in step with the schedule,
+    and ends where the run that was never stopped ends."""
+    from fastai.learner import Learner
+    from fastai.optimizer import OptimWrapper
+    from fastai.callback.core import Callback, CancelFitException
+    import fastai.callback.schedule  # noqa: F401
+    scenes, tok = small_scenes(32, seed=0), small_tokenizer(toy.tokenizer)
+    pool = (encode_scenes(toy.vae, scenes), caption_ids(tok, map(small_caption, scenes)))
+
+    class Kill(Callback):                                  # the session ends after the first epoch (its checkpoint written)
+        order = 90
+        def after_epoch(self): raise CancelFitException()
+
+    def run(name, model, ema, extra=(), start=0, resume=False):
+        learn = Learner(index_dataloaders(6, 8, 8), model, loss_func=nn.MSELoss(), path=tmp_path,
+                        opt_func=partial(OptimWrapper, opt=torch.optim.AdamW),
+                        cbs=[NoisyLatents(pool, pool, caption_ids(tok, [""])), EMA(ema, 0.99),
+                             Checkpoint(tmp_path / name, ema, "small"), *extra])
+        if resume:
+            learn.create_opt()
+            start = training.load_checkpoint(tmp_path / name, {"model": model, "ema": ema}, learn.opt.opt)["epoch"]
+        learn.fit_one_cycle(2, 6e-3, start_epoch=start)
+        return learn
+
+    straight = new_small_model(tok)
+    run("straight.safetensors", straight, copy.deepcopy(straight).requires_grad_(False))
+    killed = new_small_model(tok)
+    run("killed.safetensors", killed, copy.deepcopy(killed).requires_grad_(False), extra=[Kill()])
+    assert training.load_checkpoint(tmp_path / "killed.safetensors", {})["epoch"] == 1
+    fresh, fresh_ema = new_small_model(tok, seed=1), new_small_model(tok, seed=1)
+    learn = run("killed.safetensors", fresh, fresh_ema, resume=True)
+    assert len(learn.recorder.losses) == 6                 # one epoch of 6 steps, not two
+    assert training.load_checkpoint(tmp_path / "killed.safetensors", {})["epoch"] == 2
+    for a, b in zip(fresh.state_dict().values(), straight.state_dict().values()): assert torch.allclose(a, b, atol=1e-6)
+    assert not torch.allclose(fresh.unet.conv_in.weight, new_small_model(tok).unet.conv_in.weight)   # and it trained
 
 
 def test_min_snr_weights_and_the_weighted_loss():

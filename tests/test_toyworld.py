@@ -27,7 +27,7 @@ def test_caption_names_every_attribute():
 def test_bad_specs_say_what_is_allowed():
     with pytest.raises(ValueError, match="unknown color 'pink'"): Obj("circle", "pink")
     with pytest.raises(ValueError, match="unknown background"): Scene(Obj("circle", "red"), Obj("square", "blue"), "moon")
-    with pytest.raises(TypeError): render("a red circle")
+    with pytest.raises(TypeError, match="render needs a Scene, got str"): render("a red circle")
 
 
 def test_render_is_pure_and_masks_partition_the_image():
@@ -40,6 +40,8 @@ def test_render_is_pure_and_masks_partition_the_image():
         assert stack.dtype == bool and stack.shape[1:] == (64, 64)
         assert stack.sum(0).max() <= 1, "an entity mask overlaps another"
         assert stack.sum(0).mean() > 0.99, "most pixels belong to an entity"
+        for name, mask in r1.masks.items():   # each entity's mask holds the pixels it covers for the most part
+            assert mask.any() and not (r1.cover[name] > 0.5)[~mask].any(), name
         assert set(r1.masks) >= {"background", "left", "right"}
         for slot in ("left", "right"):
             assert (f"{slot}.accessory" in r1.masks) == (getattr(s, slot).accessory != "none")
@@ -75,8 +77,9 @@ def test_downsampling_is_numpys_block_mean_bit_for_bit():
 def test_masks_match_the_geometry():
     o = Obj("circle", "red", x=20, y=30, r=10)
     s = Scene(o, Obj("square", "blue", x=48, y=30, r=10), "white")
-    m = render(s).masks
-    # areas match up to half a pixel along the outline
+    m, cover = render(s).masks, render(s).cover
+    assert abs(cover["left"].sum() - np.pi * 10 ** 2) < 1 and abs(cover["right"].sum() - 17 ** 2) < 1   # anti-aliased areas
+    # the masks' areas match up to half a pixel along the outline
     assert abs(m["left"].sum() - np.pi * 10 ** 2) < 0.5 * 2 * np.pi * 10  # circle of radius r
     assert abs(m["right"].sum() - 17 ** 2) <= 0.5 * 4 * 17  # square of side 1.7 r
     ys, xs = np.nonzero(m["left"])
