@@ -13,7 +13,8 @@ padded to 77 tokens either way). Both sides run on the very same modules, 512x51
 - LEDITS++: SDE-DPM-Solver++ inversion (20 steps, skip 0.15) + an edit with two concepts, M1 ∩ M2
   (diffusers: LEditsPPPipelineStableDiffusion's invert + call).
 
-For each: median seconds per image over `--repeats` runs after a warm-up, peak GPU memory, and
+For each: median seconds per image over `--repeats` runs after a warm-up, ours and diffusers' taken in
+turn (until 2026-12-06 each side's runs came in a block), peak GPU memory of one untimed run, and
 whether any latent or decoded pixel is NaN/inf (float16 overflow shows up there). Both sides decode
 the result once: ours return images and latents, and diffusers' latents go through the same decode
 (until 2026-12-06 they did not: ~1 VAE decode in diffusers' favour, seconds on a CPU at 512x512).
@@ -96,29 +97,24 @@ def sync(m: Models):
     if m.device.type == "cuda": torch.cuda.synchronize()
 
 
-def timed(m: Models, f, repeats: int) -> float:
-    "Median seconds of f() over `repeats` runs (the caller warms up)."
-    times = []
+def in_turn(m: Models, fs, repeats: int) -> list[float]:
+    """Median seconds of each f in `fs`, run in turn `repeats` times (ours, theirs, ours, ...), after one
+    warm-up each: a machine that drifts or a noisy neighbour then weighs on every side alike."""
+    for f in fs: f(); sync(m)
+    times = [[] for _ in fs]
     for _ in range(repeats):
-        t0 = time.perf_counter(); f(); sync(m); times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for f, ts in zip(fs, times):
+            t0 = time.perf_counter(); f(); sync(m); ts.append(time.perf_counter() - t0)
+    return [statistics.median(ts) for ts in times]
 
 
 @torch.no_grad()
-def measure(m: Models, f, repeats: int):
-    "(median seconds, peak GB or None, finite?) of f() -> latents; the decoded image is checked too."
-    z = f(); sync(m)                                             # warm-up (and the NaN check)
-    finite = bool(torch.isfinite(z).all()) and bool(torch.isfinite(latents_to_images(m, z)).all())
+def check(m: Models, f):
+    "(peak GB or None, finite?) of one untimed run of f() -> latents; the decoded image is checked too."
     if m.device.type == "cuda": torch.cuda.reset_peak_memory_stats()
-    t = timed(m, f, repeats)
-    return t, (torch.cuda.max_memory_allocated() / 2**30 if m.device.type == "cuda" else None), finite
-
-
-@torch.no_grad()
-def warm_median(m: Models, f, repeats: int) -> float:
-    "Median seconds of f() after a warm-up."
-    f(); sync(m)
-    return timed(m, f, repeats)
+    z = f(); sync(m)
+    peak = torch.cuda.max_memory_allocated() / 2**30 if m.device.type == "cuda" else None
+    return peak, bool(torch.isfinite(z).all()) and bool(torch.isfinite(latents_to_images(m, z)).all())
 
 
 def split(m: Models, repeats: int):
@@ -132,7 +128,7 @@ def split(m: Models, repeats: int):
     for rows in (1, 2, 3):
         x = torch.randn(rows, 4, c, c, device=m.device, dtype=m.dtype)
         e = torch.randn(rows, 77, emb, device=m.device, dtype=m.dtype)
-        ms.append(1e3 * warm_median(m, lambda: m.unet(x, t, encoder_hidden_states=e), 3 * repeats))
+        ms.append(1e3 * in_turn(m, [lambda: m.unet(x, t, encoder_hidden_states=e)], 3 * repeats)[0])
     print("UNet alone, one call: " + ", ".join(f"{v:.1f} ms at {r} row{'s' * (r > 1)}" for r, v in zip((1, 2, 3), ms)))
     photo = Image.fromarray(np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8))
     inv, lp = [None], diffusers_ledits(m)
@@ -142,15 +138,14 @@ def split(m: Models, repeats: int):
         with keep_processors(m.unet):
             lp.invert(image=photo, num_inversion_steps=20, skip=0.15, generator=torch.Generator().manual_seed(0))
     def their_edit(): return diffusers_ledits_apply(lp, CONCEPTS, output_type="latent")
-    oi = warm_median(m, our_inv, repeats); oe = warm_median(m, our_edit, repeats)
-    ti = warm_median(m, their_inv, repeats); te = warm_median(m, decoded(m, their_edit), repeats)
-    print(f"LEDITS++ apart: ours inversion {oi:.3f} s + edit {oe:.3f} s; diffusers inversion {ti:.3f} s + "
-          f"edit {te:.3f} s (each edit with one decode)")
     photos = [photo.rotate(90 * k) for k in range(4)]                 # four images in one batch (ours only:
     def batch():                                                       # diffusers' masks are wrong in a batch)
         inv4 = ddpm_invert(m, photos, num_inversion_steps=20, skip=0.15, solver="dpmpp", seed=[0, 1, 2, 3], progress=False)
         return ledits_edit(m, inv4, [CONCEPTS] * 4, return_latents=True, progress=False)[1]
-    tb = warm_median(m, batch, repeats)
+    # in turn: each edit right after its own inversion (it edits what that left), the batch of four after them
+    oi, oe, ti, te, tb = in_turn(m, [our_inv, our_edit, their_inv, decoded(m, their_edit), batch], repeats)
+    print(f"LEDITS++ apart: ours inversion {oi:.3f} s + edit {oe:.3f} s; diffusers inversion {ti:.3f} s + "
+          f"edit {te:.3f} s (each edit with one decode; diffusers' inversion decodes once more, its image_rec)")
     print(f"LEDITS++ in a batch of 4: {tb / 4:.3f} s an image, against {oi + oe:.3f} s alone ({(oi + oe) * 4 / tb:.1f}x)")
 
 
@@ -166,10 +161,11 @@ def main(argv=None):
     m = load_models(a.model, a.device, dtype) if a.model else sd15(a.device, dtype)
     name = torch.cuda.get_device_name() if m.device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"{m.name}, {m.vae.config.sample_size}x{m.vae.config.sample_size}, {a.dtype}, {name}; "
-          f"median of {a.repeats} after a warm-up; peak memory over the timed runs")
+          f"median of {a.repeats}, ours and theirs in turn, after a warm-up; peak memory of one untimed run")
     print(f"{'':>38} | {'ours s':>7} | {'diffusers s':>11} | ours/theirs | {'ours GB':>7} | {'theirs GB':>9} | fits T4 | finite")
     for case, (ours, theirs) in cases(m).items():
-        (to, po, fo), (tt, pt, ft) = measure(m, ours, a.repeats), measure(m, theirs, a.repeats)
+        (po, fo), (pt, ft) = check(m, ours), check(m, theirs)
+        to, tt = in_turn(m, [ours, theirs], a.repeats)
         gb = lambda p: f"{p:7.2f}" if p is not None else "      -"
         fits = "-" if po is None else ("yes" if max(po, pt) <= T4_GB else "no")
         print(f"{case:>38} | {to:7.3f} | {tt:11.3f} | {to / tt:11.2f} | {gb(po)} | {gb(pt):>9} | {fits:>7} | "
