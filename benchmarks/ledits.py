@@ -2,7 +2,7 @@
 
     python benchmarks/ledits.py [--n 24] [--steps 20] [--skip S] [--scale S] [--threshold L]
 
-1. Reconstruction (no edit), latent RMSE against the image's latents, over several held-out
+1. Reconstruction (no edit), latent RMSE against the image's latents, over lesson 4's 8 held-out
    images: this course's `ddpm_invert` + `ledits_edit` for both solvers; diffusers'
    `LEditsPPPipelineStableDiffusion` (invert + call without concepts, SDE-DPM-Solver++ as its docs
    use — with DDIMScheduler diffusers 0.42's `invert` crashes), as it ships and with its last step
@@ -48,7 +48,7 @@ def main(argv=None):
 
     rec_skip = 0.15 if a.skip is None else a.skip
     print(f"1. reconstruction without edits: latent RMSE vs the image's latents ({a.steps} steps, skip {rec_skip}, 8 held-out images)")
-    rec = reconstruction_errors(m, [render(s).image for s in held_out_scenes(8, offset=70_000)],
+    rec = reconstruction_errors(m, [render(s).image for s in held_out_scenes(8, offset=91_000)],
                                 num_inversion_steps=a.steps, skip=rec_skip)
     for k, v in rec.items(): print(f"  {k:>26}: mean {np.mean(v['rmse']):.2e}, max {np.max(v['rmse']):.2e}")
 
