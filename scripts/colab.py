@@ -16,7 +16,9 @@ Run it once when the repository is published (or moved), then re-run the lessons
 
 `--install` installs the course (editable) with pip, constrained to the torch, torchvision and
 torchaudio already installed: Colab's own CUDA builds stay (pip fails rather than replace them),
-and it prints what it installed or upgraded.
+and it prints what it installed or upgraded. Only a successful install writes `.colab-installed`
+in the course's folder, and the set-up cell installs whenever that file is missing: a failed
+install (a conflict, the network) is tried again when the cell runs again.
 """
 from __future__ import annotations
 import argparse, importlib, re, subprocess, sys
@@ -32,12 +34,14 @@ CELL = '''\
 import os, sys, subprocess
 if "google.colab" in sys.modules:
     if not os.path.isdir("/content/course"):
-        subprocess.run(["git", "clone", "--depth", "1", "--branch", "{branch}",
+        subprocess.run(["git", "clone", "--depth", "1", "--branch", {branch!r},
                         "https://github.com/{repo}", "/content/course"], check=True)
+    if not os.path.exists("/content/course/.colab-installed"):   # an install that failed is tried again on the next run
         subprocess.run([sys.executable, "/content/course/scripts/colab.py", "--install"], check=True)
     sys.path.insert(0, "/content/course")  # importable before the runtime restarts
     os.chdir("/content/course/notebooks")'''
 KEEP = ("torch", "torchvision", "torchaudio")  # the platform's builds (CUDA on Colab): never replaced
+INSTALLED = ".colab-installed"                  # written after a successful install; the cell installs until it exists
 
 
 def installed() -> dict[str, str]:
@@ -59,6 +63,7 @@ def install(course: Path = ROOT, run=subprocess.run) -> dict[str, str]:
     changed = {n: v for n, v in sorted(after.items()) if before.get(n) != v}
     print("installed:", ", ".join(f"{n} {v}" for n, v in changed.items()) or "nothing new")
     print("kept:", ", ".join(keep) if keep else "no torch was installed before: pip chose one")
+    (Path(course) / INSTALLED).write_text("".join(f"{n}=={v}\n" for n, v in changed.items()))   # the set-up cell's "done"
     return changed
 
 
@@ -68,8 +73,14 @@ def check_repo(repo: str) -> str:
     return repo
 
 
+def check_branch(branch: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_./-]+", branch) or branch.startswith("-"):
+        raise ValueError(f"give a branch name such as main or dev, got {branch!r}")
+    return branch
+
+
 def setup_cell_source(repo: str, branch: str = "main") -> str:
-    return CELL.format(repo=check_repo(repo), branch=branch)
+    return CELL.format(repo=check_repo(repo), branch=check_branch(branch))
 
 
 def stamp_notebook(path: Path, repo: str, branch: str = "main") -> None:

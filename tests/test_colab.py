@@ -26,11 +26,27 @@ def test_cell_does_nothing_off_colab(monkeypatch):
 
 def test_cell_clones_installs_and_enters_notebooks_on_colab(monkeypatch):
     monkeypatch.setattr(os.path, "isdir", lambda p: False)
+    monkeypatch.setattr(os.path, "exists", lambda p: False)
     calls = run_cell(colab.setup_cell_source("an-org/a-course", "dev"), monkeypatch, on_colab=True)
     (_, clone), (_, install), chdir = calls
     assert clone[:2] == ["git", "clone"] and "https://github.com/an-org/a-course" in clone and "dev" in clone
     assert install[1:] == ["/content/course/scripts/colab.py", "--install"]
     assert chdir == ("chdir", "/content/course/notebooks")
+
+
+@pytest.mark.parametrize("installed", [False, True])
+def test_cell_run_again_installs_until_an_install_succeeded(monkeypatch, installed):
+    "The clone is there; the install runs again unless a successful one left its mark (.colab-installed)."
+    monkeypatch.setattr(os.path, "isdir", lambda p: True)
+    monkeypatch.setattr(os.path, "exists", lambda p: installed and p == "/content/course/.colab-installed")
+    calls = run_cell(colab.setup_cell_source("an-org/a-course"), monkeypatch, on_colab=True)
+    assert [c[0] for c in calls] == (["chdir"] if installed else ["run", "chdir"])
+    assert installed or calls[0][1][1:] == ["/content/course/scripts/colab.py", "--install"]
+
+
+def test_bad_branch_is_refused():
+    for branch in ("main; rm -rf /", "a b", "--upload-pack=x", 'x"'):
+        with pytest.raises(ValueError, match="branch name"): colab.setup_cell_source("an-org/a-course", branch)
 
 
 def fake_colab_env(monkeypatch, before, after):
@@ -56,6 +72,14 @@ def test_install_keeps_colabs_torch_and_says_what_it_installed(tmp_path, monkeyp
     out = capsys.readouterr().out
     assert "installed: course-utils 0.1.0, diffusers 0.42.1, transformers 5.0.0" in out
     assert "kept: torch==2.8.0+cu126, torchvision==0.23.0+cu126" in out
+    assert (tmp_path / colab.INSTALLED).read_text().split() == ["course-utils==0.1.0", "diffusers==0.42.1", "transformers==5.0.0"]
+
+
+def test_a_failed_install_leaves_no_mark(tmp_path, monkeypatch):
+    def run(cmd, check): raise subprocess.CalledProcessError(1, cmd)
+    monkeypatch.setattr(colab, "installed", lambda: {"torch": "2.8.0"})
+    with pytest.raises(subprocess.CalledProcessError): colab.install(tmp_path, run)
+    assert not (tmp_path / colab.INSTALLED).exists()
 
 
 def test_installed_reads_this_python():
