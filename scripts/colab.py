@@ -34,7 +34,7 @@ CELL = '''\
 import os, sys, subprocess
 if "google.colab" in sys.modules:
     if not os.path.isdir("/content/course"):
-        subprocess.run(["git", "clone", "--depth", "1", "--branch", {branch!r},
+        subprocess.run(["git", "clone", "--depth", "1", "--branch", "{branch}",
                         "https://github.com/{repo}", "/content/course"], check=True)
     if not os.path.exists("/content/course/.colab-installed"):   # an install that failed is tried again on the next run
         subprocess.run([sys.executable, "/content/course/scripts/colab.py", "--install"], check=True)
