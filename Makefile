@@ -28,8 +28,10 @@ $(VENV)/.installed: $(LOCK) pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name course-utils --display-name "Python (course-utils)"
 	touch $@
 
+# LAB_ARGS go to JupyterLab, e.g. make lab LAB_ARGS="--ip=0.0.0.0 --no-browser" in a container.
+LAB_ARGS ?=
 lab: setup
-	$(PY) scripts/lab.py
+	$(PY) scripts/lab.py $(LAB_ARGS)
 
 test: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest $(TEST_ARGS)

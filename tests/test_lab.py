@@ -93,6 +93,9 @@ def test_make_lab_runs_the_script():
     out = subprocess.run(["make", "--no-print-directory", "-n", "lab", "VENV=/nonexistent/venv"], cwd=ROOT, env=env,
                          capture_output=True, text=True, check=True).stdout.strip().splitlines()
     assert out[-1].split()[:2] == ["/nonexistent/venv/bin/python", "scripts/lab.py"]
+    out = subprocess.run(["make", "--no-print-directory", "-n", "lab", "VENV=/nonexistent/venv", "LAB_ARGS=--ip=0.0.0.0 --no-browser"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout.strip().splitlines()
+    assert out[-1].split() == ["/nonexistent/venv/bin/python", "scripts/lab.py", "--ip=0.0.0.0", "--no-browser"]
 
 
 def test_lab_asks_for_allow_root_only_as_root():
