@@ -1,6 +1,11 @@
 """Rebuild the course's tiny Stable Diffusion (`course_utils/weights/toy-sd`) from scratch.
 
-    python scripts/train_toy_sd.py --ckpt runs/toy-sd            # all stages; re-run to resume
+    python scripts/train_toy_sd.py --ckpt runs/toy-sd                                  # into runs/toy-sd/toy-sd
+    python scripts/train_toy_sd.py --ckpt runs/toy-sd --out course_utils/weights/toy-sd   # replaces the shipped one
+
+Every stage resumes: re-run the same command after an interruption. The model goes to CKPT/toy-sd
+unless `--out` says otherwise: the lessons' saved outputs and the tests were made with the shipped
+weights, so replacing them is a choice to make on purpose (then re-run the lessons, `make notebooks`).
 
 Stages (each resumes from its safetensors checkpoint in --ckpt, and is skipped once done):
 1. VAE on rendered scenes; then scaling_factor = 1 / std of the latents of 2,048 scenes.
@@ -21,7 +26,7 @@ Stages (each resumes from its safetensors checkpoint in --ckpt, and is skipped o
    (`training.distil_unet`); the text encoder stays 2b's, frozen.
 3. Export the EMA weights with `StableDiffusionPipeline.save_pretrained` (safetensors).
 
-Seeded throughout (seed 0). Measured for the shipped weights, on a 2-core CPU (no GPU), torch
+Seeded: stages 1, 1b and 2 with seed 0, 1c and 2b with seed 1, 2c with seed 3. Measured for the shipped weights, on a 2-core CPU (no GPU), torch
 2.15, sharing the CPU at times with the judge's training and with tests:
 stage 1 29 min (2,000 steps at batch 16); stage 1b 9 min (1,500 steps at batch 16, run as
 `--decoder-epochs 6`); stage 2 66 min (latents of 12,000 scenes in 3 min, then 6,000 steps at
@@ -47,7 +52,8 @@ from course_utils.toyworld import model as toymodel, training
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ckpt", default="runs/toy-sd", help="checkpoint folder (resume from here)")
-    ap.add_argument("--out", default=str(toymodel.TOY_PATH), help="where to write the diffusers folder")
+    ap.add_argument("--out", help="where to write the diffusers folder (default CKPT/toy-sd; the shipped one: "
+                                  f"{toymodel.TOY_PATH.relative_to(Path(__file__).resolve().parents[1])})")
     ap.add_argument("--vae-epochs", type=int, default=8)
     ap.add_argument("--decoder-epochs", type=int, default=6)
     ap.add_argument("--accessory-epochs", type=int, default=3, help="stage 1c (0: skip it)")
@@ -62,6 +68,7 @@ def main(argv=None):
     ap.add_argument("--pool", type=int, default=12_000, help="scenes whose latents the UNet trains on")
     a = ap.parse_args(argv)
     ckpt = Path(a.ckpt); ckpt.mkdir(parents=True, exist_ok=True)
+    out = Path(a.out) if a.out else ckpt / "toy-sd"
     t0 = time.time()
     tok = toymodel.write_tokenizer(ckpt / "tokenizer")
     vae = training.train_vae(ckpt, epochs=a.vae_epochs, iters=a.iters)
@@ -82,8 +89,8 @@ def main(argv=None):
         student, _ = toymodel.cut_unet(unet, toymodel.SHIPPED_UNET)
         unet = training.distil_unet(ckpt, vae, unet, student, te, tok, epochs=a.distil_epochs, iters=a.iters,
                                     pool=a.pool, pair_weight=a.pair_weight)
-    toymodel.save_pipeline(a.out, vae=vae, unet=unet, text_encoder=te, tokenizer=tok)
-    print(f"saved {a.out} after {time.time() - t0:.0f}s")
+    toymodel.save_pipeline(out, vae=vae, unet=unet, text_encoder=te, tokenizer=tok)
+    print(f"saved {out} after {time.time() - t0:.0f}s")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,16 @@
 """The training pieces: tokenizer, captions, safetensors checkpoints that resume, EMA, a real (tiny) fit."""
 import copy
+from pathlib import Path
 import numpy as np
+import pytest
 import torch
 from torch import nn
 from transformers import CLIPTokenizer
 from course_utils.toyworld import model as toymodel, training
 from course_utils.toyworld.tokenizer import learn_merges, write_clip_tokenizer
 from course_utils.toyworld import random_scene, ATTRIBUTES
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_tokenizer_makes_every_toyworld_word_one_token(tmp_path):
@@ -247,3 +251,21 @@ def test_distilling_a_copy_of_the_teacher_costs_nothing(tmp_path):
     other = toymodel.new_unet()                              # a different student: the loss sees it
     training.distil_unet(tmp_path / "other", toymodel.new_vae(), teacher, other, te, tok, epochs=1, iters=2, bs=4, pool=8)
     assert training.load_checkpoint(tmp_path / "other" / "distil.safetensors", {})["loss"] > 1e-3
+
+
+def test_train_judge_script_saves_only_a_judge_that_reads_well(tmp_path, monkeypatch, capsys):
+    "scripts/train_judge.py: under 98 % on clean renders nothing is saved (unless --force); by default into CKPT/judge, not the shipped one."
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("train_judge_script", ROOT / "scripts" / "train_judge.py")
+    script = importlib.util.module_from_spec(spec); spec.loader.exec_module(script)
+    saved = []
+    judge = type("J", (), {"save": lambda self, path: saved.append(Path(path))})()
+    monkeypatch.setattr(training, "train_judge", lambda ckpt, epochs: judge)
+    for acc, args, expect in ((0.97, [], []), (0.97, ["--force"], [tmp_path / "judge"]), (0.99, [], [tmp_path / "judge"]),
+                              (0.99, ["--out", str(tmp_path / "elsewhere")], [tmp_path / "elsewhere"])):
+        saved.clear()
+        monkeypatch.setattr(training, "judge_accuracy", lambda j, seeds, augmented: {"left.color": acc, "background": 1.0})
+        if expect: script.main(["--ckpt", str(tmp_path), *args])
+        else:
+            with pytest.raises(SystemExit, match="not saved"): script.main(["--ckpt", str(tmp_path), *args])
+        assert saved == expect, (acc, args)
