@@ -13,7 +13,7 @@ UV_VERSION := 0.13.9
 # at a time, the longest lessons first (conftest.py orders them): WORKERS=0 runs everything in this process.
 # (benchmarks/course.py --nbval reads TEST_ARGS from here, to time the lessons as make test runs them.)
 WORKERS ?= 2
-TEST_ARGS := notebooks/*.ipynb tests --nbval-lax -p no:cacheprovider -n $(WORKERS) --dist loadscope --no-loadscope-reorder
+TEST_ARGS := notebooks/*.ipynb tests --nbval-lax --nbval-current-env -p no:cacheprovider -n $(WORKERS) --dist loadscope --no-loadscope-reorder
 
 .PHONY: setup lab test lock lock-upgrade test-newest notebooks benchmarks
 setup: $(VENV)/.installed
