@@ -82,14 +82,22 @@ def test_judge_training_checkpoints_and_a_finished_run_does_nothing_more(tmp_pat
 
 
 def test_an_interrupted_run_resumes_at_its_epoch(tmp_path, capsys, monkeypatch):
-    "A run stopped after epoch 1 of 3 resumes at epoch 1 (skipped epochs write nothing) and ends at 3."
+    """A run killed after epoch 1 of 3 (its checkpoint written) resumes at epoch 1 (skipped epochs write
+    nothing) and ends at 3; a run with another plan (epochs, steps per epoch) refuses that checkpoint."""
     from safetensors import safe_open
     import json
     from course_utils.toyworld import callbacks
     meta = lambda: json.loads(safe_open(str(tmp_path / "judge.safetensors"), "pt").metadata()["meta"])
-    training.train_judge(tmp_path, epochs=1, iters=2, bs=8, pool=32)
-    assert meta()["epoch"] == 1
-    written, save = [], callbacks.save_checkpoint
+    save = callbacks.save_checkpoint
+    def killed_after_epoch_1(file, mods, opt, m):
+        save(file, mods, opt, m)
+        if m["epoch"] == 1: raise KeyboardInterrupt("the session ended")
+    monkeypatch.setattr(callbacks, "save_checkpoint", killed_after_epoch_1)
+    with pytest.raises(KeyboardInterrupt): training.train_judge(tmp_path, epochs=3, iters=2, bs=8, pool=32)
+    assert meta()["epoch"] == 1 and meta()["n_epoch"] == 3 and meta()["n_iter"] == 2
+    for plan in (dict(epochs=4, iters=2), dict(epochs=3, iters=3)):
+        with pytest.raises(ValueError, match="resume with the same settings"): training.train_judge(tmp_path, bs=8, pool=32, **plan)
+    written = []
     monkeypatch.setattr(callbacks, "save_checkpoint", lambda file, mods, opt, m: (written.append(m["epoch"]), save(file, mods, opt, m)))
     capsys.readouterr()
     training.train_judge(tmp_path, epochs=3, iters=2, bs=8, pool=32)
@@ -269,3 +277,15 @@ def test_train_judge_script_saves_only_a_judge_that_reads_well(tmp_path, monkeyp
         else:
             with pytest.raises(SystemExit, match="not saved"): script.main(["--ckpt", str(tmp_path), *args])
         assert saved == expect, (acc, args)
+
+
+def test_a_cached_pool_serves_only_its_own_vae_and_size(tmp_path):
+    "pool.safetensors is reused for fewer scenes by the VAE that made it; more scenes, or another VAE's encoder, are refused."
+    torch.manual_seed(0); vae = toymodel.new_vae(2.0).eval()
+    torch.manual_seed(1); other = toymodel.new_vae(2.0).eval()
+    with torch.no_grad():
+        z, held = training._pool_latents(tmp_path, vae, 8, 2)
+        assert z.shape[0] == 8 and held.shape[0] == 4
+        assert torch.equal(training._pool_latents(tmp_path, vae, 4, 2)[0], z[:4])
+        with pytest.raises(ValueError, match="fewer than pool=16"): training._pool_latents(tmp_path, vae, 16, 2)
+        with pytest.raises(ValueError, match="another VAE"): training._pool_latents(tmp_path, other, 8, 2)

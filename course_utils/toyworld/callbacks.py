@@ -40,5 +40,5 @@ class Checkpoint(Callback):
         if not self.trained: return  # an epoch skipped while resuming: nothing new to save
         self.file.parent.mkdir(parents=True, exist_ok=True)
         save_checkpoint(self.file, {"model": self.learn.model, "ema": self.ema}, self.learn.opt.opt,
-                        {"epoch": self.epoch + 1, "n_epoch": self.n_epoch, "tag": self.tag,
+                        {"epoch": self.epoch + 1, "n_epoch": self.n_epoch, "n_iter": len(self.learn.dls.train), "tag": self.tag,
                          "time": time.time(), "loss": float(self.learn.recorder.losses[-1])})

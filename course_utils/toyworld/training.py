@@ -148,6 +148,11 @@ def _fit(learn, ema, ckpt, epochs, lr):
     learn.create_opt()
     if ckpt.exists():
         meta = load_checkpoint(ckpt, {"model": learn.model, "ema": ema}, learn.opt.opt)
+        planned = {"n_epoch": epochs, "n_iter": len(learn.dls.train)}
+        for k, v in planned.items():   # the one-cycle schedule resumes in step only on the same plan
+            if k in meta and meta[k] != v:
+                raise ValueError(f"{ckpt} was written by a run with {k} = {meta[k]}, this one has {v}: resume with the "
+                                 "same settings, or start in a new checkpoint folder")
         start = meta["epoch"]
         print(f"resuming {ckpt.name} at epoch {start}/{epochs}")
     if start < epochs:
@@ -256,7 +261,13 @@ def _pool_latents(ckpt_dir, vae, pool, bs):
     "Latent statistics of the training pool (cached in `ckpt_dir/pool.safetensors`) and of held-out scenes."
     pool_file = Path(ckpt_dir) / "pool.safetensors"
     pool_file.parent.mkdir(parents=True, exist_ok=True)  # train_unet may be the first stage run in this folder
-    if pool_file.exists(): z = load_file(str(pool_file))["z"][:pool]
+    if pool_file.exists():
+        z = load_file(str(pool_file))["z"]
+        if len(z) < pool: raise ValueError(f"{pool_file} holds {len(z)} scenes' latents, fewer than pool={pool}: delete it to encode them anew")
+        z = z[:pool]
+        check = encode_pool(vae, [0])                    # the first scene again: were these latents made by this encoder?
+        if not torch.allclose(check, z[:1], rtol=1e-3, atol=1e-4):
+            raise ValueError(f"{pool_file} was encoded by another VAE (scene 0's latents differ): delete it, or use a new checkpoint folder")
     else:
         t0 = time.time(); z = encode_pool(vae, list(range(pool))); save_file({"z": z.contiguous()}, str(pool_file))
         print(f"encoded {pool} scenes in {time.time() - t0:.0f}s")
