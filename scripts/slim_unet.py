@@ -20,8 +20,9 @@ of the weights. A variant keeps every other weight of the shipped UNet as it is:
 - `no-self`: the 16x16 blocks keep their cross-attention (attn2) and feed-forward; their self-attention
   becomes a second cross-attention (diffusers' `only_cross_attention`), its output projection zeroed,
   so that at the start the block is the shipped one minus its self-attention.
-Then stage 2b's fine-tune (`training.finetune_attention`: denoising loss + attention localisation at
-latent/4, UNet and text encoder) repairs what the cut broke; the result is written as a diffusers
+Then stage 2b's loss (`training.finetune_attention`: denoising loss + attention localisation at
+latent/4, UNet and text encoder; here at lr 5e-4 (--lr), EMA decay 0.995, seed 2, where stage 2b had 2e-4,
+0.999 and seed 1) repairs what the cut broke; the result is written as a diffusers
 folder (`--ckpt`/model) with the shipped VAE and tokenizer.
 
 Measured on 2026-12-01, 2-core CPU. `no-attn`, 4 epochs (1,000 steps at batch 32, 13 min; run by a
@@ -84,7 +85,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--teacher", required=True, help="a diffusers folder of stage 2b's model (train_toy_sd.py writes CKPT/stage-2b)")
     ap.add_argument("--variant", choices=list(VARIANTS), default="no-attn")
-    ap.add_argument("--ckpt", default="runs/slim", help="checkpoint folder (resume from here); the model goes to CKPT/model")
+    ap.add_argument("--ckpt", help="checkpoint folder (resume from here; default runs/slim-VARIANT-METHOD, one per experiment); "
+                                   "the model goes to CKPT/model")
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--iters", type=int, default=250, help="steps per epoch (a checkpoint per epoch)")
     ap.add_argument("--lr", type=float, default=5e-4)
@@ -93,6 +95,9 @@ def main(argv=None):
                          "answers (training.distil_unet), its text encoder kept as it is")
     ap.add_argument("--pair-weight", type=float, default=4.0, help="distil: the weight of the paired rows' difference (0: none)")
     a = ap.parse_args(argv)
+    if a.method == "finetune" and a.pair_weight != ap.get_default("pair_weight"):
+        ap.error("--pair-weight is distillation's (--method distil)")
+    a.ckpt = a.ckpt or f"runs/slim-{a.variant}-{a.method}"
     m = load_models(a.teacher, "cpu")
     unet, missing = toymodel.cut_unet(m.unet, VARIANTS[a.variant])
     n = lambda u: sum(p.numel() for p in u.parameters())

@@ -16,9 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 from course_utils import load_models
 from course_utils.metrics import held_out_edits, edit_scores, wilson_interval
-from course_utils.toyworld import load_judge, settings, toy_ledits
+from course_utils.toyworld import load_judge, settings, toy_ledits, EDITS
 
-KINDS = ("color", "texture", "shape", "add_accessory", "remove_accessory", "background", "color_and_accessory")
+KINDS = tuple(EDITS)   # every kind of edit
 
 
 def score(m, judge, edits, variant):
@@ -51,10 +51,14 @@ def main(argv=None):
     ap.add_argument("--n", type=int, default=24)
     ap.add_argument("--offsets", type=int, nargs="+", default=[90_000])
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
-    ap.add_argument("--kinds", nargs="+", default=list(KINDS))
-    ap.add_argument("--sweep", nargs="+", help="KIND name=v1,v2 ...: a grid of one concept kind's settings")
+    ap.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS, help="kinds of edit to score")
+    ap.add_argument("--sweep", nargs="+", help="KIND name=v1,v2 ...: a grid of one concept kind's settings "
+                                               f"(KIND one of {', '.join(settings.TOY_LEDITS)}), beside the 'short' baseline")
     a = ap.parse_args(argv)
-    if a.sweep: VARIANTS.update(sweep_variants(a.sweep[0], a.sweep[1:])); a.variants = list(sweep_variants(a.sweep[0], a.sweep[1:]))
+    if a.sweep:
+        if a.sweep[0] not in settings.TOY_LEDITS: ap.error(f"--sweep: unknown kind of concept {a.sweep[0]!r}")
+        sweep = sweep_variants(a.sweep[0], a.sweep[1:])
+        VARIANTS.update(sweep); a.variants = ["short", *sweep]
     m, judge = load_models("toy"), load_judge()
     for name in a.variants:
         print(f"== {name}: strict (lenient) success, PSNR outside; {a.n} edits per kind per offset {a.offsets}", flush=True)
