@@ -515,7 +515,9 @@ class _JudgeLoss(nn.Module):
 
 
 def train_judge(ckpt_dir, *, epochs=6, iters=150, bs=64, lr=3e-3, pool=8_000, seed=0):
-    "Train the judge on a pool of renders with augmentation; returns the `Judge`."
+    """Train the judge on a pool of renders with augmentation; returns the `Judge`. Unlike the model's stages
+    it is the trained weights, not their EMA (kept in the checkpoint like every stage's): the shipped judge
+    was made so and reads held-out renders right 100 % of the time, so nothing asked for the average."""
     _, Callback, _, _ = _fastai()
     from .judge import JudgeNet, Judge
     torch.manual_seed(seed)
