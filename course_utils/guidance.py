@@ -29,14 +29,17 @@ def cfg(u: torch.Tensor, c: torch.Tensor, scale: float) -> torch.Tensor:
 
 
 def _norm(x: torch.Tensor) -> torch.Tensor:
-    return x.float().flatten(1).norm(dim=1).view(-1, *[1] * (x.ndim - 1)).to(x.dtype)
+    return x.flatten(1).norm(dim=1).view(-1, *[1] * (x.ndim - 1))
 
 
 def rescaled_guidance(u: torch.Tensor, c: torch.Tensor, scale: float, eps: float = 1e-8) -> torch.Tensor:
-    "e = u + g (c-u)/||c-u|| ||u||;  eps = e ||u|| / ||e||  (norms per image)."
-    nu = _norm(u)
-    e = u + scale * (c - u) / (_norm(c - u) + eps) * nu
-    return e * nu / (_norm(e) + eps)
+    """e = u + g (c-u)/||c-u|| ||u||;  eps = e ||u|| / ||e||  (norms per image). Worked in float32 and
+    returned in u's dtype: in float16 the eps of a zero ||c-u|| (c = u: a prompt that is its own negative)
+    would round to 0 and give 0/0."""
+    u32, c32 = u.float(), c.float()
+    nu = _norm(u32)
+    e = u32 + scale * (c32 - u32) / (_norm(c32 - u32) + eps) * nu
+    return (e * nu / (_norm(e) + eps)).to(u.dtype)
 
 
 GUIDANCE = {"cfg": cfg, "rescaled": rescaled_guidance}

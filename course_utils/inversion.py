@@ -32,7 +32,7 @@ class DDIMInversion:
     """`latents[k]`: the latents at `timesteps[k - 1]` (k >= 1); `latents[0]` the clean latents.
 
     latents: (K+1) x B x C x h x w (B images); timesteps: K ascending DDIM timesteps;
-    `num_inference_steps` is the sampler's step count N (K = max(1, round(N * ratio))); prompt: the
+    `num_inference_steps` is the sampler's step count N (K = max(1, int(N * ratio)), as diffusers counts); prompt: the
     inversion's prompt (a list of one per image for a batch)."""
     latents: torch.Tensor
     timesteps: torch.Tensor
@@ -104,11 +104,12 @@ def encode_image(models, image) -> torch.Tensor:
 
 
 def sampling_timesteps(models, num_inference_steps: int, ratio: float) -> torch.Tensor:
-    "The last max(1, round(N * ratio)) of the sampler's N timesteps (descending): where a partial decode runs."
+    """The last max(1, int(N * ratio)) of the sampler's N timesteps (descending): where a partial decode runs.
+    int, as diffusers' img2img and DiffEdit pipelines count them (N = 25, ratio 0.3: 7 steps, not 8)."""
     check_unit_interval("ratio", ratio, closed_right=True)
     if num_inference_steps < 1: raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
     models.scheduler.set_timesteps(num_inference_steps, device=models.unet.device)
-    k = max(1, round(num_inference_steps * ratio))
+    k = max(1, int(num_inference_steps * ratio))
     return models.scheduler.timesteps[num_inference_steps - k:]
 
 

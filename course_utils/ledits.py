@@ -58,7 +58,7 @@ from __future__ import annotations
 import copy
 import re
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
@@ -97,6 +97,8 @@ class EditConcept:
         if not self.prompt.strip():
             raise ValueError("an empty concept prompt edits nothing: its noise prediction is the unconditional "
                              "one, u, so its edit vector s (ε_c − u) is 0")
+        if self.mask_words is not None and not self.mask_words.strip():
+            raise ValueError("mask_words is empty: leave it None for M1 to read the whole prompt")
         if self.mask_words is not None and not re.search(rf"(?<!\w){re.escape(self.mask_words.strip())}(?!\w)", self.prompt):
             raise ValueError(f"mask_words {self.mask_words!r} are not words of the prompt {self.prompt!r}")
         if not 0 <= self.threshold < 1: raise ValueError(f"threshold must be in [0, 1), got {self.threshold}")
@@ -137,8 +139,13 @@ def caption_concepts(source_prompt: str, target_prompt: str, scale: float = 1.0)
 
 def token_span(tokenizer, concept: EditConcept) -> tuple[int, int]:
     """(start, stop): the positions, in the prompt's token ids (<bos> at 0), of the tokens M1 sums:
-    the prompt's words, or the last occurrence of its `mask_words`."""
-    ids = tokenizer(concept.prompt).input_ids[1:-1]                       # without <bos>, <eos>
+    the prompt's words, or the last occurrence of its `mask_words`. A prompt longer than the text encoder
+    takes is an error: its words past that are never encoded, and M1 would read positions it does not have."""
+    ids = tokenizer(concept.prompt).input_ids
+    if len(ids) > tokenizer.model_max_length:
+        raise ValueError(f"the concept {concept.prompt[:40]!r}... is {len(ids)} tokens, over the {tokenizer.model_max_length} "
+                         "the text encoder reads: shorten it")
+    ids = ids[1:-1]                                                       # without <bos>, <eos>
     if concept.mask_words is None: return 1, 1 + len(ids)
     sub = tokenizer(concept.mask_words).input_ids[1:-1]
     for s in range(len(ids) - len(sub), -1, -1):
@@ -150,7 +157,8 @@ def diffusers_token_span(tokenizer, concept: EditConcept) -> tuple[int, int]:
     """(1, 1 + n): the positions diffusers' LEDITS++ pipeline sums for M1. It counts a prompt's tokens
     with `return_length=True` after padding to max_length, so n = max_length − 2 for every prompt: the
     words, then <eos> and padding. Put in place of `token_span` to reproduce its masks (tests, benchmarks/ledits_gap.py)."""
-    n = tokenizer([concept.prompt], padding="max_length", max_length=tokenizer.model_max_length, return_length=True).length[0]
+    n = tokenizer([concept.prompt], padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                  return_length=True).length[0]
     return 1, 1 + int(n) - 2
 
 
@@ -160,7 +168,7 @@ def _as_concepts(concepts) -> list[EditConcept]:
     for c in concepts or []:
         if isinstance(c, EditConcept): out.append(c)
         elif isinstance(c, str): out.append(EditConcept(c))
-        elif isinstance(c, tuple) and len(c) == 2: out.append(EditConcept(c[0], reverse=bool(c[1])))
+        elif isinstance(c, tuple) and len(c) == 2 and isinstance(c[1], bool): out.append(EditConcept(c[0], reverse=c[1]))
         else: raise TypeError(f"a concept is an EditConcept, a prompt, or (prompt, reverse); got {c!r}")
     return out
 
@@ -369,6 +377,7 @@ def _concept_lists(concepts, inversion) -> list[list[EditConcept]]:
     """One list of EditConcepts per image. A batched inversion takes a list of B lists (one per image,
     possibly empty) or one list of concepts (or one concept) for every image; a single image, one list."""
     B = inversion.xts.shape[1]
+    if concepts is None: concepts = []
     if not inversion.batched or isinstance(concepts, (str, EditConcept)): return [_as_concepts(concepts)] * B
     concepts = list(concepts)
     if concepts and all(isinstance(c, list) for c in concepts):
@@ -396,7 +405,11 @@ def ledits_edit(models, inversion: LeditsInversion, concepts, *, use_cross_attn_
     all) and returns lists: B images (B x C x h x w latents, B mask records)."""
     if not isinstance(inversion, LeditsInversion): raise TypeError("inversion must come from ddpm_invert")
     if inversion.fingerprint != _fingerprint(models):
-        raise ValueError("this inversion was made with other weights: invert the image again with these models")
+        raise ValueError("this inversion was made with other weights (or another dtype): invert the image again with these models")
+    dev = models.unet.device                  # an inversion kept from before a `models.to(...)`: its tensors follow the model
+    if inversion.xts.device != dev:
+        inversion = replace(inversion, xts=inversion.xts.to(dev), zs=inversion.zs.to(dev),
+                            base_emb=None if inversion.base_emb is None else inversion.base_emb.to(dev))
     if tuple(inversion.x0.shape[-2:]) != (models.unet.config.sample_size,) * 2:
         raise ValueError(f"the inversion's latents are {tuple(inversion.x0.shape[-2:])}, the model works at "
                          f"{models.unet.config.sample_size}x{models.unet.config.sample_size}: invert an image of the model's size")

@@ -69,7 +69,9 @@ class Models:
 
     def to(self, device=None, dtype=None) -> "Models":
         """Move the text encoder, VAE and UNet to `device` and/or `dtype` (in place); return self. A move to
-        another device or dtype forgets `max_rows`: the bounds were the old device's memory (chunks.py)."""
+        another device or dtype forgets `max_rows`: the bounds were the old device's memory (chunks.py). The
+        scheduler's ᾱ table goes back to the CPU, where diffusers keeps it (its `add_noise` moves it to the
+        device of the latents it noised, and a later `step` on another device would fail)."""
         device = torch.device(device) if device is not None else self.device
         dtype = dtype or self.dtype
         if (device, dtype) != (self.device, self.dtype): self.max_rows = {}
@@ -78,6 +80,9 @@ class Models:
             m.to(self.device)
             if m.dtype != self.dtype:
                 with _quiet_diffusers(): m.to(self.dtype)  # diffusers 0.42 warns on every dtype cast
+        s = self.scheduler   # DDIM's add_noise leaves its ᾱ table on the last latents' device: a fresh one, on the CPU
+        if isinstance(getattr(s, "alphas_cumprod", None), torch.Tensor) and s.alphas_cumprod.device.type != "cpu":
+            s.alphas_cumprod = type(s).from_config(s.config).alphas_cumprod
         return self
 
     def pipeline(self, cls=None, **parts):

@@ -66,6 +66,19 @@ def test_one_concept_list_for_all_and_lists_that_do_not_line_up(random_models, i
         ddpm_invert(random_models, images, seed=[1, 2], progress=False)
 
 
+def test_no_concepts_for_a_batch_and_concept_pairs_that_are_not(random_models, images):
+    "concepts=None is no edit, for a batch as for one image; a (prompt, x) pair must say reverse with a bool."
+    inv = ddpm_invert(random_models, images[:2], num_inversion_steps=4, seed=[1, 2], progress=False)
+    _, z_none = ledits_edit(random_models, inv, None, return_latents=True, progress=False)
+    _, z_empty = ledits_edit(random_models, inv, [], return_latents=True, progress=False)
+    assert torch.equal(z_none, z_empty)
+    with pytest.raises(TypeError, match=r"\(prompt, reverse\)"): ledits_edit(random_models, inv, [("a hat", "blue")], progress=False)
+    _, z = ledits_edit(random_models, inv, [("a thing with a hat on the left", True)], return_latents=True, progress=False)
+    _, z_ref = ledits_edit(random_models, inv, [EditConcept("a thing with a hat on the left", reverse=True)], return_latents=True,
+                           progress=False)
+    assert torch.equal(z, z_ref)
+
+
 def test_unmasked_and_masked_edits_share_a_batch(random_models, images):
     """An edit by captions at guidance 1 (unmasked: ε̂ = ε(tgt), one row) beside a masked few-word edit
     (u, the source caption, the concept: three rows) and no edit (ε(src): one row), in one call per step,

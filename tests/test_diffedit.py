@@ -179,17 +179,21 @@ def test_clean_blend_puts_back_the_clean_latents_and_no_blend_ignores_the_mask(r
     assert rel_err(z_clean[..., inside], z_inv[..., inside]) > 0.01                # inside, what each kept around it shows
 
 
-def test_img2img_is_diffusers_img2img_pipeline(random_models, edit):
-    "SDEdit = diffusers' StableDiffusionImg2ImgPipeline handed the same clean latents and seed (DDIM, guidance 7.5)."
+@pytest.mark.parametrize("strength", [0.6, 0.3, 0.75])
+def test_img2img_is_diffusers_img2img_pipeline(random_models, edit, strength):
+    """SDEdit = diffusers' StableDiffusionImg2ImgPipeline handed the same clean latents and seed (DDIM, guidance 7.5),
+    the steps counted as it counts them: int(N · strength), 3 of 10 at 0.3 and 7 at 0.75 (rounding would give 8)."""
     from diffusers import StableDiffusionImg2ImgPipeline
-    from course_utils.inversion import encode_image
+    from course_utils.inversion import encode_image, sampling_timesteps
     im = render(edit.source).image
-    _, z = img2img(random_models, im, edit.target_prompt, strength=0.6, num_inference_steps=10, seed=3, return_latents=True,
+    assert len(sampling_timesteps(random_models, 10, strength)) == int(10 * strength)
+    _, z = img2img(random_models, im, edit.target_prompt, strength=strength, num_inference_steps=10, seed=3, return_latents=True,
                    progress=False)
     pipe = random_models.pipeline(StableDiffusionImg2ImgPipeline)
-    ref = pipe(edit.target_prompt, image=encode_image(random_models, im), strength=0.6, num_inference_steps=10,
+    ref = pipe(edit.target_prompt, image=encode_image(random_models, im), strength=strength, num_inference_steps=10,
                guidance_scale=7.5, generator=torch.Generator().manual_seed(3), output_type="latent").images
     close(z, ref)
+    if strength != 0.6: return
     _, other = img2img(random_models, im, edit.target_prompt, strength=0.6, num_inference_steps=10, seed=4, return_latents=True,
                        progress=False)
     assert rel_err(other, ref) > 0.1                                               # the seed is the noise

@@ -286,6 +286,9 @@ def test_token_span_finds_the_words_m1_reads(random_models):
     assert tok.convert_ids_to_tokens(ids[start:stop]) == tok.convert_ids_to_tokens(tok(c.mask_words).input_ids[1:-1])
     assert stop == len(ids) - 1                     # the last occurrence: the concept's own clause, before <eos>
     with pytest.raises(ValueError, match="are not words of the prompt"): EditConcept("a red thing", mask_words="a blue")
+    with pytest.raises(ValueError, match="mask_words is empty"): EditConcept("a red hat.", mask_words=" ")
+    long = EditConcept(" ".join(["a red thing"] * tok.model_max_length))   # past what the text encoder reads
+    with pytest.raises(ValueError, match=f"over the {tok.model_max_length} the text encoder reads"): token_span(tok, long)
     with pytest.raises(ValueError, match="are not words of the prompt"): EditConcept("that thing", mask_words="hat")  # a word, not letters
 
 

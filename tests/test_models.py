@@ -109,6 +109,8 @@ def test_local_folder_loads(tmp_path):
     assert m.to("cpu").max_rows == {"unet": 3}
     assert m.to(dtype=torch.float64) is m and {m.unet.dtype, m.vae.dtype, m.text_encoder.dtype} == {torch.float64}
     assert m.max_rows == {}                    # and forgotten on a move (it was the old dtype's memory)
+    m.scheduler.alphas_cumprod = m.scheduler.alphas_cumprod.to("meta")   # as DDIM's add_noise leaves it after a GPU call
+    assert m.to("cpu").scheduler.alphas_cumprod.device.type == "cpu"     # a later step on the CPU must not meet it there
     out = m.unet(torch.randn(1, 4, 16, 16, dtype=torch.float64), 10,
                  encoder_hidden_states=encode(m, "a red circle", m.tokenizer.model_max_length)).sample
     assert out.shape == (1, 4, 16, 16)

@@ -38,6 +38,16 @@ def test_rescaled_guidance_keeps_the_norm_of_u_per_image():
     assert ((rescaled_guidance(u, c, -0.15) - u).flatten(1) * d).sum(1).lt(0).all()
 
 
+def test_rescaled_guidance_in_float16_survives_c_equal_to_u():
+    "A prompt that is its own negative: c = u, so (c - u)/||c - u|| is 0/0 unless worked in float32. Then e = u."
+    u = torch.randn(2, 4, 8, 8).half()
+    for g in (0.15, 1.0):
+        e = rescaled_guidance(u, u.clone(), g)
+        assert e.dtype == torch.float16 and torch.isfinite(e).all() and torch.allclose(e.float(), u.float(), atol=1e-3)
+    c = torch.randn(2, 4, 8, 8).half()
+    close(rescaled_guidance(u, c, 0.15).float(), rescaled_guidance(u.float(), c.float(), 0.15))
+
+
 def test_guide_rejects_unknown_rules():
     with pytest.raises(ValueError, match="unknown guidance 'magic'"): guide(torch.zeros(1), torch.zeros(1), 1, "magic")
 
