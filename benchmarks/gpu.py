@@ -34,7 +34,7 @@ from course_utils.models import Models, random_sd15, SD15_CONFIGS
 from course_utils.diffedit import diffedit_mask, diffedit, diffusers_diffedit, diffusers_diffedit_edit
 from course_utils.ledits import (ddpm_invert, ledits_edit, diffusers_ledits, diffusers_ledits_edit, diffusers_ledits_apply,
                                  EditConcept)
-from course_utils.latents import latents_to_images
+from course_utils.latents import latents_to_images, image_size
 from course_utils.attention import keep_processors
 from course_utils.toyworld.tokenizer import write_clip_tokenizer
 
@@ -64,7 +64,7 @@ def cases(m: Models):
     "name -> (ours() -> final latents, theirs() -> final latents)."
     from PIL import Image
     import numpy as np
-    size = m.vae.config.sample_size
+    size = image_size(m)
     photo = Image.fromarray(np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8))
     sd = m.pipeline()
     de = diffusers_diffedit(m)
@@ -121,7 +121,7 @@ def split(m: Models, repeats: int):
     "Print the UNet's time per call at 1-3 rows, and LEDITS++'s inversion and edit apart, ours and diffusers'."
     from PIL import Image
     import numpy as np
-    size, c = m.vae.config.sample_size, m.unet.config.sample_size
+    size, c = image_size(m), m.unet.config.sample_size
     emb = m.text_encoder.config.hidden_size
     t = torch.tensor(500, device=m.device)
     ms = []
@@ -160,7 +160,7 @@ def main(argv=None):
     torch.manual_seed(0)
     m = load_models(a.model, a.device, dtype) if a.model else sd15(a.device, dtype)
     name = torch.cuda.get_device_name() if m.device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"{m.name}, {m.vae.config.sample_size}x{m.vae.config.sample_size}, {a.dtype}, {name}; "
+    print(f"{m.name}, {image_size(m)}x{image_size(m)}, {a.dtype}, {name}; "
           f"median of {a.repeats}, ours and theirs in turn, after a warm-up; peak memory of one untimed run")
     print(f"{'':>38} | {'ours s':>7} | {'diffusers s':>11} | ours/theirs | {'ours GB':>7} | {'theirs GB':>9} | fits T4 | finite")
     for case, (ours, theirs) in cases(m).items():

@@ -257,7 +257,7 @@ def diffusers_diffedit_edit(pipe, image, source_prompt, target_prompt, *, n: int
     change each mask); `invert` and the decoding take the whole batch, each image with a generator of its
     own in the state its single edit leaves it, so that each image comes out as its single edit (to float
     rounding).
-    -> (the edited image, or latents with output_type="latent"; its mask, h x w float in [0, 1]);
+    -> (the edited image, or latents with output_type="latent"; its mask, h x w of 0 and 1 as `generate_mask` gives it);
     for a batch, (B images or B x 4 x h x w latents, B masks)."""
     images, batched = as_images(image)
     B = len(images)

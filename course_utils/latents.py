@@ -40,8 +40,9 @@ def tensor_to_pil(x: torch.Tensor) -> list[Image.Image]:
 
 
 def image_size(models) -> int:
-    "The image side the model was built for (VAE sample size)."
-    return int(models.vae.config.sample_size)
+    """The image side the model was built for: the UNet's latent side times the VAE's downsampling, as
+    diffusers' pipelines compute it (a VAE config's own sample_size is not reliable on the hub)."""
+    return int(models.unet.config.sample_size) * 2 ** (len(models.vae.config.block_out_channels) - 1)
 
 
 @torch.no_grad()

@@ -9,9 +9,15 @@ HELD_OUT = 10_000_000  # ToyWorld seeds >= this were never trained on (see toywo
 
 
 def psnr(a, b, mask=None) -> float:
-    """PSNR in dB between two images (PIL, uint8 arrays or [-1, 1] tensors), over `mask` if given."""
-    a, b = (np.asarray(x, np.float64) if not isinstance(x, torch.Tensor) else
-            ((x.detach().double().cpu().numpy() + 1) * 127.5) for x in (a, b))
+    """PSNR in dB between two images, over `mask` (H x W) if given. Each is a PIL image, an H x W x 3 uint8
+    array, or a [-1, 1] tensor of 3 x H x W (or 1 x 3 x H x W, as `image_to_latents` takes): the two kinds mix."""
+    def pixels(x):
+        if not isinstance(x, torch.Tensor): return np.asarray(x, np.float64)
+        x = x.detach().double().cpu()
+        if x.ndim == 4 and len(x) == 1: x = x[0]
+        if x.ndim == 3 and x.shape[0] == 3: x = x.permute(1, 2, 0)   # channels last, as PIL's arrays
+        return (x.numpy() + 1) * 127.5
+    a, b = pixels(a), pixels(b)
     if a.shape != b.shape: raise ValueError(f"images differ in shape: {a.shape} vs {b.shape}")
     err = (a - b) ** 2
     if mask is not None: err = err[np.asarray(mask, bool)]

@@ -24,8 +24,10 @@ __all__ = ["load_photo"]
 
 
 def _side(size) -> int:
-    "The square side asked for: an int, or a Models (its VAE's sample size)."
-    if hasattr(size, "vae"): size = size.vae.config.sample_size
+    "The square side asked for: an int, or a Models (the image side it was built for, `latents.image_size`)."
+    if hasattr(size, "vae"):
+        from .latents import image_size
+        size = image_size(size)
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8:
         raise ValueError(f"size must be the model's image side (an int >= 8) or the models themselves, got {size!r}")
     return int(size)

@@ -25,6 +25,13 @@ def test_psnr_and_iou_on_known_values():
     assert psnr(a, b, mask=np.arange(16).reshape(4, 4) > 0) == float("inf")
     m = np.zeros((4, 4), bool); m[:2] = True; t = np.zeros((4, 4), bool); t[1:3] = True
     assert iou(m, t) == pytest.approx(4 / 12)
+    import torch
+    from PIL import Image
+    x = torch.from_numpy(b).permute(2, 0, 1).double() / 127.5 - 1                    # b as a 3 x H x W tensor in [-1, 1]
+    for tensor in (x, x[None]):                                                      # tensors mix with arrays and PIL images
+        assert psnr(a, tensor) == pytest.approx(10 * np.log10(16))
+        assert psnr(Image.fromarray(b), tensor) == float("inf")
+        assert psnr(tensor, a, mask=np.arange(16).reshape(4, 4) > 0) == float("inf")
 
 
 def test_mask_iou_upsamples_a_latent_mask_to_the_region():

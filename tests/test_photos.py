@@ -76,6 +76,16 @@ def test_models_give_the_size(toy):
     ddpm_invert(toy, im, num_inversion_steps=2, progress=False)  # the editors take it as it is
 
 
+def test_the_size_comes_from_the_unet_not_the_vaes_config(toy):
+    "Hub VAE configs' sample_size is not reliable (an inpainting repo's says 256 for a 512 model): UNet side x VAE factor."
+    import copy, dataclasses
+    from course_utils.latents import image_size
+    vae = copy.deepcopy(toy.vae)
+    vae.register_to_config(sample_size=256)
+    m = dataclasses.replace(toy, vae=vae)
+    assert image_size(m) == 64 and load_photo(IMAGES / "coffee.jpg", m, verbose=False).size == (64, 64)
+
+
 @pytest.mark.parametrize("bad,size,err,match", [
     ("no/such/photo.jpg", 64, FileNotFoundError, "no photo"),
     (b"bytes", 64, TypeError, "file path"),
