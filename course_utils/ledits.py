@@ -415,6 +415,12 @@ def ledits_edit(models, inversion: LeditsInversion, concepts, *, use_cross_attn_
                          f"{models.unet.config.sample_size}x{models.unet.config.sample_size}: invert an image of the model's size")
     lists, sources = _concept_lists(concepts, inversion), inversion.source_prompts
     B = len(lists)
+    s_inv = inversion.source_guidance_scale
+    if any(c.reverse and c.threshold == 0 and src and c.prompt == src and c.scale != s_inv for src, cs in zip(sources, lists) for c in cs):
+        import warnings
+        warnings.warn(f"the source caption comes back in reverse at another scale than the inversion's ({s_inv:g}): the edit is "
+                      "then ε̂ = u + (s_inv − s)(ε(src) − u) + s (ε(tgt) − u), the source caption still pulling, not "
+                      "u + s (ε(tgt) − u). Give caption_concepts the inversion's source_guidance_scale", stacklevel=2)
     solver, kw = inversion.solver, _step_kwargs(inversion.solver)
     sched = inversion_scheduler(models, solver)
     sched.set_timesteps(inversion.total_steps, device=models.unet.device)

@@ -316,6 +316,10 @@ def test_caption_concepts_sample_the_target_caption_from_the_source_inversion(ra
             u, c = random_models.unet(x.expand(2, -1, -1, -1), t, encoder_hidden_states=emb).sample.chunk(2)
             x = sched.step(u + s * (c - u), t, x, variance_noise=inv.zs[k]).prev_sample
     assert rmse(z, x) <= 1e-4 * x.std().item() and rmse(z, inv.x0) > 0.01
+    if s == 2.0:   # the pair at another scale than the inversion's: another edit (the source still pulls), and it says so
+        with pytest.warns(UserWarning, match="another scale than the inversion's"):
+            _, off = ledits_edit(random_models, inv, caption_concepts(src, tgt, 1.0), return_latents=True, progress=False)
+        assert rmse(off, z) > 1e-3
 
 
 def test_inversion_at_guidance_1_needs_only_the_source_row(random_models, image):
