@@ -47,7 +47,9 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     p, z2 = successes / n, z * z
     mid = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = z * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return (max(0.0, float(mid - half)), min(1.0, float(mid + half)))
+    lo = 0.0 if successes == 0 else max(0.0, float(mid - half))    # exactly: mid − half is 1e-17 off 0 in floating point
+    hi = 1.0 if successes == n else min(1.0, float(mid + half))
+    return lo, hi
 
 
 def held_out_scenes(n: int, offset: int = 5000) -> list:

@@ -71,6 +71,21 @@ def test_words_reword_an_edit(toy):
     from course_utils.latents import image_to_latents, latents_to_pil
     vae_round_trip = latents_to_pil(toy, image_to_latents(toy, render(e.source).image))[0]
     assert psnr(arr(other[1]), np.asarray(vae_round_trip, np.float64)) > 45
+    # one edit listed twice with two re-wordings: each copy gets its own (the methods used to key re-wordings on the object)
+    (twice,) = compare(toy, judge, [e, e], ["LEDITS++ few words"], words=[None, "a hat on the left; -a thing on the left"])
+    assert np.array_equal(arr(same[2]), np.asarray(twice["images"][0], np.float64))
+    assert np.array_equal(arr(moved[0]), np.asarray(twice["images"][1], np.float64))
+
+
+def test_a_reworded_few_word_edit_is_inverted_with_its_own_concepts_skip(monkeypatch):
+    "A colour edit re-worded to an accessory's concepts takes the accessories' skip, not the colour's."
+    from course_utils.toyworld import compare as cmp, settings
+    e = held_out_edits("color", 1, offset=170_000)[0]
+    typed = "a thing with a hat on the left; -a thing on the left"
+    edits = [e]
+    skip = cmp._short_skip(edits, [typed])(e)
+    assert skip == settings.TOY_LEDITS_SKIP["accessory"] != settings.short_skip(e) == settings.TOY_LEDITS_SKIP["color"]
+    assert cmp._short_skip(edits, [None])(e) == settings.short_skip(e)
 
 
 def test_diffusers_helpers_run_the_pipelines_with_the_given_settings(random_models):

@@ -269,6 +269,10 @@ def test_toy_diffedit_options_read_what_changes_from_the_captions():
         for e in held_out_edits(kind, 12, offset=40):   # a hat added or removed where the other object wears one too
             assert diffedit_change(e.source_prompt, e.target_prompt) == want[kind], e
             assert diffedit_mask_options(e.source_prompt, e.target_prompt) == TOY_DIFFEDIT_MASK[want[kind]]
+    # a re-worded target (lesson 6's playground) that leaves the background out keeps it: a colour is an object change
+    src = "a red plain circle on the left, a blue plain square with a hat on the right, white background"
+    assert diffedit_change(src, "a green plain circle on the left, a blue plain square with a hat on the right") == "object"
+    assert diffedit_change(src, "a thing on the left, sand background") == "background"
 
 
 def test_hysteresis_grows_through_connected_weak_cells_only():

@@ -17,6 +17,8 @@ def test_wilson_interval_narrows_with_more_edits_and_rejects_bad_counts():
     (a, b), (c, d) = wilson_interval(9, 12), wilson_interval(90, 120)
     assert d - c < (b - a) / 2
     with pytest.raises(ValueError, match="successes"): wilson_interval(13, 12)
+    for n in (6, 11, 21, 22, 48, 84, 336):    # where the formula lands 1e-16 off in floating point: the bounds are exact
+        assert wilson_interval(n, n)[1] == 1.0 and wilson_interval(0, n)[0] == 0.0
 
 
 def test_psnr_and_iou_on_known_values():

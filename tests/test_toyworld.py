@@ -28,6 +28,9 @@ def test_bad_specs_say_what_is_allowed():
     with pytest.raises(ValueError, match="unknown color 'pink'"): Obj("circle", "pink")
     with pytest.raises(ValueError, match="unknown background"): Scene(Obj("circle", "red"), Obj("square", "blue"), "moon")
     with pytest.raises(TypeError, match="render needs a Scene, got str"): render("a red circle")
+    bare = Scene(Obj("circle", "red"), Obj("square", "blue"), "white")
+    with pytest.raises(ValueError, match="that would change nothing"):
+        EDITS["add_accessory"](bare, np.random.default_rng(0), accessory="none")
 
 
 def test_render_is_pure_and_masks_partition_the_image():

@@ -71,13 +71,25 @@ def _targets(edits, words):
     return [w or e.target_prompt for e, w in zip(edits, words or [None] * len(edits))]
 
 
+def _reworded(edits, words):
+    "e -> the edit with the concepts of its re-wording (parsed), or None where it keeps its own (`compare` makes every e its own object)."
+    from dataclasses import replace
+    typed = {id(e): replace(e, concepts=parse_concepts(w)) for e, w in zip(edits, words or []) if w}
+    return lambda e: typed.get(id(e))
+
+
 def _concepts(edits, words):
     "e -> its few-word LEDITS++ concepts with the tiny model's settings: short_concepts, or from its re-wording (kept as typed)."
-    from dataclasses import replace
     from .settings import short_concepts
-    typed = {id(e): w for e, w in zip(edits, words or []) if w}
-    return lambda e: (short_concepts(replace(e, concepts=parse_concepts(typed[id(e)])), whole_object=())
-                      if id(e) in typed else short_concepts(e))
+    reworded = _reworded(edits, words)
+    return lambda e: short_concepts(reworded(e), whole_object=()) if reworded(e) else short_concepts(e)
+
+
+def _short_skip(edits, words):
+    "e -> the skip its few-word concepts are inverted with: from its re-worded concepts where it has them (settings.short_skip)."
+    from .settings import short_skip
+    reworded = _reworded(edits, words)
+    return lambda e: short_skip(reworded(e) or e)
 
 
 def sdedit(m, edits, strength=None, words=None):
@@ -114,8 +126,8 @@ def _ledits(m, edits, strength=None, words=None):
 
 def _ledits_short(m, edits, strength=None, words=None, **kw):
     from .settings import toy_ledits
-    ims, recs = toy_ledits(m, edits, naming="short", concepts=_concepts(edits, words), skip=_skip(strength),
-                           record_masks=True, **kw)
+    ims, recs = toy_ledits(m, edits, naming="short", concepts=_concepts(edits, words),
+                           skip=_skip(strength, _short_skip(edits, words)), record_masks=True, **kw)
     return ims, [r["mask"][-1].amax(0).numpy() > 0 for r in recs]   # the last step's masks, all concepts
 
 
@@ -128,7 +140,7 @@ def diffusers_diffedit_edits(m, edits, strength=None, words=None):
 
 def diffusers_ledits_edits(m, edits, strength=None, words=None):
     from ..ledits import diffusers_ledits, diffusers_ledits_edit
-    pipe, skip, concepts = diffusers_ledits(m), _skip(strength), _concepts(edits, words)
+    pipe, skip, concepts = diffusers_ledits(m), _skip(strength, _short_skip(edits, words)), _concepts(edits, words)
     return [diffusers_ledits_edit(pipe, im, concepts(e), skip=skip(e)) for e, im in zip(edits, _sources(edits))], None
 
 
@@ -181,6 +193,8 @@ def compare(models, judge, edits, methods=None, *, strength=None, words=None, pr
         if name not in METHODS: raise ValueError(f"unknown method {name!r}; choose from {list(METHODS)}")
     if words is not None and len(words) != len(edits):
         raise ValueError(f"words: got {len(words)} for {len(edits)} edits; give one per edit (None: the edit's own)")
+    from dataclasses import replace
+    edits = [replace(e) for e in edits]   # an object each: one edit listed twice may carry two re-wordings (methods key on it)
     rows = []
     for name in tqdm(methods, desc=f"{len(edits)} edits x {len(methods)} methods", disable=not progress, leave=False):
         with UNetCounter(models.unet) as count:

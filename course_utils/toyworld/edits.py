@@ -103,6 +103,7 @@ def add_accessory(scene: Scene, rng: np.random.Generator, slot: str | None = Non
                          "both objects already wear an accessory: nothing to add it to")
     if getattr(scene, slot).accessory != "none": raise ValueError(f"the {slot} object already wears an accessory")
     acc = accessory or _pick(rng, WORN, "no accessory")
+    if acc not in WORN: raise ValueError(f"add one of {', '.join(WORN)}, got {acc!r} (that would change nothing)")
     return Edit("add_accessory", scene, scene.with_object(slot, accessory=acc),
                 [(object_phrase(slot=slot, accessory=acc), False), (object_phrase(slot=slot), True)])
 

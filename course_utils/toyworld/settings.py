@@ -65,14 +65,16 @@ TOY_DIFFEDIT_MASK = {"object": dict(threshold=0.5, grow=0.15), "accessory": dict
 
 
 def diffedit_change(source_prompt: str, target_prompt: str) -> str:
-    """What a ToyWorld edit changes, read from its two captions' words: 'background' when the words that
-    differ name a background, 'object' when they name a colour, texture or shape, else 'accessory'."""
+    """What a ToyWorld edit changes, read from its two captions' words: 'background' when both name a
+    background and not the same one (a re-worded target that leaves the background out keeps it), 'object'
+    when the words that differ name a colour, texture or shape, else 'accessory'."""
     from collections import Counter
     from .scene import BACKGROUNDS, COLORS, SHAPES, TEXTURES
     words = lambda caption: Counter(caption.replace(",", " ").split())
     a, b = words(source_prompt), words(target_prompt)
-    changed = set((a - b) + (b - a))   # a word counts as changed when it is used more or fewer times
-    if changed & set(BACKGROUNDS): return "background"
+    bg = lambda w: sorted(x for x in w.elements() if x in BACKGROUNDS)
+    if bg(a) and bg(b) and bg(a) != bg(b): return "background"
+    changed = set((a - b) + (b - a)) - set(BACKGROUNDS)   # a word counts as changed when it is used more or fewer times
     return "object" if changed & {*COLORS, *TEXTURES, *SHAPES} else "accessory"
 
 
