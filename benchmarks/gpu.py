@@ -97,10 +97,12 @@ def sync(m: Models):
     if m.device.type == "cuda": torch.cuda.synchronize()
 
 
-def in_turn(m: Models, fs, repeats: int) -> list[float]:
+def in_turn(m: Models, fs, repeats: int, warm: bool = True) -> list[float]:
     """Median seconds of each f in `fs`, run in turn `repeats` times (ours, theirs, ours, ...), after one
-    warm-up each: a machine that drifts or a noisy neighbour then weighs on every side alike."""
-    for f in fs: f(); sync(m)
+    warm-up each (`warm=False`: the caller ran each once already): a machine that drifts or a noisy
+    neighbour then weighs on every side alike."""
+    if warm:
+        for f in fs: f(); sync(m)
     times = [[] for _ in fs]
     for _ in range(repeats):
         for f, ts in zip(fs, times):
@@ -164,8 +166,8 @@ def main(argv=None):
           f"median of {a.repeats}, ours and theirs in turn, after a warm-up; peak memory of one untimed run")
     print(f"{'':>38} | {'ours s':>7} | {'diffusers s':>11} | ours/theirs | {'ours GB':>7} | {'theirs GB':>9} | fits T4 | finite")
     for case, (ours, theirs) in cases(m).items():
-        (po, fo), (pt, ft) = check(m, ours), check(m, theirs)
-        to, tt = in_turn(m, [ours, theirs], a.repeats)
+        (po, fo), (pt, ft) = check(m, ours), check(m, theirs)      # each side's first run: the warm-up too
+        to, tt = in_turn(m, [ours, theirs], a.repeats, warm=False)
         gb = lambda p: f"{p:7.2f}" if p is not None else "      -"
         fits = "-" if po is None else ("yes" if max(po, pt) <= T4_GB else "no")
         print(f"{case:>38} | {to:7.3f} | {tt:11.3f} | {to / tt:11.2f} | {gb(po)} | {gb(pt):>9} | {fits:>7} | "

@@ -57,6 +57,7 @@ DPM-Solver++ the inversion then misses the input by ~10 % (measured at 64x64 lat
 from __future__ import annotations
 import copy
 import re
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 import torch
@@ -417,7 +418,6 @@ def ledits_edit(models, inversion: LeditsInversion, concepts, *, use_cross_attn_
     B = len(lists)
     s_inv = inversion.source_guidance_scale
     if any(c.reverse and c.threshold == 0 and src and c.prompt == src and c.scale != s_inv for src, cs in zip(sources, lists) for c in cs):
-        import warnings
         warnings.warn(f"the source caption comes back in reverse at another scale than the inversion's ({s_inv:g}): the edit is "
                       "then ε̂ = u + (s_inv − s)(ε(src) − u) + s (ε(tgt) − u), the source caption still pulling, not "
                       "u + s (ε(tgt) − u). Give caption_concepts the inversion's source_guidance_scale", stacklevel=2)

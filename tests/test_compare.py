@@ -83,9 +83,9 @@ def test_a_reworded_few_word_edit_is_inverted_with_its_own_concepts_skip(monkeyp
     e = held_out_edits("color", 1, offset=170_000)[0]
     typed = "a thing with a hat on the left; -a thing on the left"
     edits = [e]
-    skip = cmp._short_skip(edits, [typed])(e)
+    skip = cmp._few_words(edits, [typed])[1](e)
     assert skip == settings.TOY_LEDITS_SKIP["accessory"] != settings.short_skip(e) == settings.TOY_LEDITS_SKIP["color"]
-    assert cmp._short_skip(edits, [None])(e) == settings.short_skip(e)
+    assert cmp._few_words(edits, [None])[1](e) == settings.short_skip(e)
 
 
 def test_diffusers_helpers_run_the_pipelines_with_the_given_settings(random_models):

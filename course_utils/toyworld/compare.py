@@ -71,25 +71,15 @@ def _targets(edits, words):
     return [w or e.target_prompt for e, w in zip(edits, words or [None] * len(edits))]
 
 
-def _reworded(edits, words):
-    "e -> the edit with the concepts of its re-wording (parsed), or None where it keeps its own (`compare` makes every e its own object)."
+def _few_words(edits, words):
+    """(e -> its few-word LEDITS++ concepts, e -> the skip they are inverted with), with the tiny model's settings:
+    `short_concepts` and `short_skip` of the edit, or of its re-wording's concepts (parsed, kept as typed) where
+    it has one (`compare` makes every e its own object)."""
     from dataclasses import replace
+    from .settings import short_concepts, short_skip
     typed = {id(e): replace(e, concepts=parse_concepts(w)) for e, w in zip(edits, words or []) if w}
-    return lambda e: typed.get(id(e))
-
-
-def _concepts(edits, words):
-    "e -> its few-word LEDITS++ concepts with the tiny model's settings: short_concepts, or from its re-wording (kept as typed)."
-    from .settings import short_concepts
-    reworded = _reworded(edits, words)
-    return lambda e: short_concepts(reworded(e), whole_object=()) if reworded(e) else short_concepts(e)
-
-
-def _short_skip(edits, words):
-    "e -> the skip its few-word concepts are inverted with: from its re-worded concepts where it has them (settings.short_skip)."
-    from .settings import short_skip
-    reworded = _reworded(edits, words)
-    return lambda e: short_skip(reworded(e) or e)
+    concepts = lambda e: short_concepts(typed[id(e)], whole_object=()) if id(e) in typed else short_concepts(e)
+    return concepts, lambda e: short_skip(typed.get(id(e), e))
 
 
 def sdedit(m, edits, strength=None, words=None):
@@ -126,8 +116,8 @@ def _ledits(m, edits, strength=None, words=None):
 
 def _ledits_short(m, edits, strength=None, words=None, **kw):
     from .settings import toy_ledits
-    ims, recs = toy_ledits(m, edits, naming="short", concepts=_concepts(edits, words),
-                           skip=_skip(strength, _short_skip(edits, words)), record_masks=True, **kw)
+    concepts, skip = _few_words(edits, words)
+    ims, recs = toy_ledits(m, edits, naming="short", concepts=concepts, skip=_skip(strength, skip), record_masks=True, **kw)
     return ims, [r["mask"][-1].amax(0).numpy() > 0 for r in recs]   # the last step's masks, all concepts
 
 
@@ -140,7 +130,8 @@ def diffusers_diffedit_edits(m, edits, strength=None, words=None):
 
 def diffusers_ledits_edits(m, edits, strength=None, words=None):
     from ..ledits import diffusers_ledits, diffusers_ledits_edit
-    pipe, skip, concepts = diffusers_ledits(m), _skip(strength, _short_skip(edits, words)), _concepts(edits, words)
+    concepts, skip = _few_words(edits, words)
+    pipe, skip = diffusers_ledits(m), _skip(strength, skip)
     return [diffusers_ledits_edit(pipe, im, concepts(e), skip=skip(e)) for e, im in zip(edits, _sources(edits))], None
 
 
