@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from .text import encode_prompt, encode_cfg_prompts
 from .guidance import rescaled_guidance
 from .chunks import unet_eps
-from .inversion import (ddim_invert, check_unit_interval, encode_image, sampling_timesteps, DDIMInversion, as_images,
+from .inversion import (per_image_seeds, ddim_invert, check_unit_interval, encode_image, sampling_timesteps, DDIMInversion, as_images,
                         per_image, per_image_prompts, generators)
 from .sampling import denoise
 from .latents import latents_to_pil
@@ -100,7 +100,7 @@ def _masks(models, image, prompts, n, strength, seed, num_inference_steps, chunk
     for th, g in zip(thresholds, grows):
         check_unit_interval("threshold", th)
         if g is not None and not 0 <= g <= th: raise ValueError(f"grow must lie in [0, threshold = {th}], got {g}")
-    x, t = _noised(models, images, n, strength, per_image(seed, len(images), "seed"), num_inference_steps)
+    x, t = _noised(models, images, n, strength, per_image_seeds(seed, len(images)), num_inference_steps)
     emb = prompts(len(images)).repeat_interleave(n, 0)    # [a_1 x n, ..., a_B x n ; b_1 x n, ..., b_B x n]
     eps_a, eps_b = unet_eps(models, torch.cat([x, x]), t, emb, rows=chunk).chunk(2)
     diffs = difference(eps_a, eps_b).unflatten(0, (len(images), n))
@@ -146,9 +146,15 @@ def latent_mask(mask, like: torch.Tensor, cover: float = 0.5) -> torch.Tensor:
     `cover` of it (0.5: most of it; 0: any pixel of it); a latent-size float mask is kept as it is (soft
     values in [0, 1] blend: m · edited + (1 − m) · kept)."""
     m = mask.binary if isinstance(mask, DiffEditMask) else mask
+    if m is None: raise ValueError("mask is None: give a mask (1 = edit), or blend='none' to edit without one")
     m = torch.as_tensor(m).float()
-    if m.ndim != 2: raise ValueError(f"mask must be 2-D (h x w), got shape {tuple(m.shape)}")
     h, w = like.shape[-2:]
+    k = m.shape[0] // h if m.ndim == 2 else 0                          # 1: the latent grid; the VAE's factor: the image
+    if k < 1 or tuple(m.shape) != (k * h, k * w):
+        raise ValueError(f"mask must be {h}x{w} (the latent grid) or the image's size ({h}k x {w}k), got shape {tuple(m.shape)}")
+    if m.min() < 0 or m.max() > 1:
+        raise ValueError(f"mask values must be in [0, 1] (bool, or floats: 1 = edit), got [{float(m.min()):g}, {float(m.max()):g}] "
+                         "(an image of 0 and 255: mask > 127)")
     if tuple(m.shape) != (h, w):
         m = F.interpolate(m[None, None], size=(h, w), mode="area")[0, 0]  # share of each latent cell
         m = (m > cover).float()
@@ -164,7 +170,8 @@ def diffedit(models, image, query_prompt: str, mask, *, ratio: float = 0.8, guid
              inversion: DDIMInversion | None = None, return_latents: bool = False, progress: bool = True):
     """Edit `image` towards `query_prompt` inside `mask` (DiffEdit §3.2-3.3).
 
-    mask: a DiffEditMask, or a bool/float h x w (latent grid) or H x W (image) array, 1 = edit.
+    mask: a DiffEditMask, or a bool/float h x w (latent grid) or H x W (image) array, 1 = edit (floats in
+    [0, 1]; None with blend='none').
     blend: 'inverted' (the paper: outside the mask, the DDIM-inverted latents of the same
     timestep), 'clean' (the seed: the clean latents at every step), 'none' (no mask).
     Pass `inversion` to reuse a `ddim_invert` result of the same N and this ratio or a larger one:
@@ -178,7 +185,8 @@ def diffedit(models, image, query_prompt: str, mask, *, ratio: float = 0.8, guid
     masks = per_image(mask, len(images), "mask") if batched else [mask]
     ts = sampling_timesteps(models, num_inference_steps, ratio)
     grid = torch.empty((models.unet.config.sample_size,) * 2, device=models.unet.device)   # the latent grid
-    m = torch.cat([latent_mask(mk, grid) for mk in masks])           # B x 1 x h x w, checked before any UNet call
+    m = torch.cat([torch.ones_like(grid)[None, None] if blend == "none" and mk is None else latent_mask(mk, grid)
+                   for mk in masks])                                 # B x 1 x h x w, checked before any UNet call
     if inversion is None:
         inversion = ddim_invert(models, images, prompt=inversion_prompt, num_inference_steps=num_inference_steps,
                                 ratio=ratio, progress=progress)
@@ -228,7 +236,7 @@ def img2img(models, image, prompt: str, *, strength: float = 0.8, guidance_scale
     prompts = per_image_prompts(prompt, len(images), "prompt")
     z0 = encode_image(models, images)
     ts = sampling_timesteps(models, num_inference_steps, strength)
-    gens = [torch.Generator().manual_seed(s) for s in per_image(seed, len(images), "seed")]
+    gens = [torch.Generator().manual_seed(s) for s in per_image_seeds(seed, len(images))]
     noise = torch.cat([torch.randn((1, *z0.shape[1:]), generator=g) for g in gens]).to(z0.device, z0.dtype)
     z = models.scheduler.add_noise(z0, noise, ts[:1])
     emb = encode_cfg_prompts(models, prompts, negative_prompt)

@@ -16,6 +16,7 @@ output turned into ε̂ and x̂_0 at ᾱ_s first, as diffusers' DDIMInverseSched
 from __future__ import annotations
 from dataclasses import dataclass
 import torch
+from PIL import Image
 from tqdm.auto import tqdm
 
 from .latents import image_to_latents, pil_to_tensor, image_size
@@ -23,7 +24,7 @@ from .text import as_prompt_list, encode_prompt, encode_cfg_prompts
 from .guidance import cfg
 from .chunks import unet_eps
 
-__all__ = ["DDIMInversion", "as_images", "per_image", "per_image_prompts", "generators", "check_image", "check_unit_interval",
+__all__ = ["DDIMInversion", "as_images", "per_image", "per_image_prompts", "per_image_seeds", "generators", "check_image", "check_unit_interval",
            "encode_image", "sampling_timesteps", "ddim_invert"]
 
 
@@ -59,6 +60,9 @@ def as_images(images) -> tuple[list, bool]:
     if isinstance(images, (list, tuple)):
         if not images: raise ValueError("no images: give an image, or a non-empty list of images")
         return list(images), True
+    if not isinstance(images, (torch.Tensor, Image.Image)):   # a generator, a map, an array: not read as one image
+        raise TypeError(f"expected a PIL RGB image, a 1x3xHxW tensor in [-1, 1], or a list of them; got "
+                        f"{type(images).__name__} (a batch is a list: list(...) it first)")
     return [images], False
 
 
@@ -67,6 +71,16 @@ def per_image(value, n: int, name: str) -> list:
     if not isinstance(value, (list, tuple)): return [value] * n
     if len(value) != n: raise ValueError(f"{name}: got {len(value)} for {n} images; give one per image, or a single one for all")
     return list(value)
+
+
+def per_image_seeds(seed, n: int) -> list[int]:
+    "A seed for every image (an int), or a list of exactly one per image -> a list of n ints."
+    seeds = per_image(list(seed) if hasattr(seed, "ndim") and seed.ndim == 1 else seed, n, "seed")   # a 1-D array: a list
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, int) and not (hasattr(s, "ndim") and s.ndim == 0 and "int" in str(s.dtype)):
+            raise TypeError(f"seed: expected an int, or a list of one int per image, got {type(s).__name__} "
+                            "(this editor makes each image's generator from its seed)")
+    return [int(s) for s in seeds]
 
 
 def generators(seed: int, n: int) -> list[torch.Generator]:
@@ -93,7 +107,13 @@ def check_image(models, image):
         if image.ndim != 4 or len(image) != 1 or image.shape[1] != 3 or tuple(image.shape[2:]) != (size, size):
             raise ValueError(f"expected one image, a 1x3x{size}x{size} tensor, got {tuple(image.shape)} "
                              "(a batch: a list of images, or a Bx3xHxW tensor, given to an editor)")
+        lo, hi = float(image.min()), float(image.max())
+        if lo < -1.001 or hi > 1.001:
+            raise ValueError(f"a tensor image's pixels are in [-1, 1], got values in [{lo:.3g}, {hi:.3g}] "
+                             "(from [0, 255]: x / 127.5 - 1; from [0, 1]: 2 x - 1)")
         return image
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"expected a PIL RGB image or a 1x3x{size}x{size} tensor, got {type(image).__name__}")
     return pil_to_tensor(image, size=size)
 
 

@@ -66,7 +66,7 @@ from tqdm.auto import tqdm
 
 from .attention import capture_cross_attention, keep_processors
 from .chunks import unet_eps
-from .inversion import encode_image, as_images, per_image, per_image_prompts, generators
+from .inversion import encode_image, as_images, per_image, per_image_prompts, per_image_seeds, generators
 from .latents import latents_to_pil
 from .text import as_prompt_list, encode_prompt
 
@@ -170,7 +170,9 @@ def _as_concepts(concepts) -> list[EditConcept]:
         if isinstance(c, EditConcept): out.append(c)
         elif isinstance(c, str): out.append(EditConcept(c))
         elif isinstance(c, tuple) and len(c) == 2 and isinstance(c[1], bool): out.append(EditConcept(c[0], reverse=c[1]))
-        else: raise TypeError(f"a concept is an EditConcept, a prompt, or (prompt, reverse); got {c!r}")
+        else: raise TypeError(f"concepts: a concept is an EditConcept, a prompt, or (prompt, reverse); got {c!r}"
+                              + (" (a list of lists is one list per image, for an inversion of a batch of images)"
+                                 if isinstance(c, list) else ""))
     return out
 
 
@@ -283,7 +285,7 @@ def ddpm_invert(models, image, *, source_prompt: str = "", source_guidance_scale
         raise ValueError("source_guidance_scale needs a source_prompt (the photo's caption): without one the "
                          "inversion predicts the noise unconditionally and there is nothing to guide")
     if source_guidance_scale is None: source_guidance_scale = SOURCE_GUIDANCE
-    seeds = per_image(seed, B, "seed")
+    seeds = per_image_seeds(seed, B)
     sched = inversion_scheduler(models, solver)
     kw = _step_kwargs(solver)
     total = int(num_inversion_steps * (1 + skip))
@@ -383,6 +385,9 @@ def _concept_lists(concepts, inversion) -> list[list[EditConcept]]:
     concepts = list(concepts)
     if concepts and all(isinstance(c, list) for c in concepts):
         return [_as_concepts(c) for c in per_image(concepts, B, "concepts")]
+    if any(isinstance(c, list) for c in concepts):
+        raise TypeError(f"concepts: either one list per image (a list of {B} lists) or one list of concepts for every "
+                        f"image, not a mix of the two; got {concepts!r}")
     return [_as_concepts(concepts)] * B
 
 

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from .text import as_prompt_list, encode_prompt, encode_cfg_prompts
 from .guidance import guide, GUIDANCE
 from .latents import latents_to_pil
-from .inversion import per_image
+from .inversion import per_image, per_image_seeds
 from .chunks import unet_eps
 
 __all__ = ["initial_latents", "denoise", "generate"]
@@ -67,19 +67,24 @@ def generate(models, prompts, *, guidance_scale: float | list[float] = 7.5, num_
 
     prompts: str or list of str. negative_prompt: None, a str, or one per prompt (replaces "" in
     the unconditional branch). guidance: 'cfg' or 'rescaled' (see guidance.py). The noise comes
-    from `generator`, or from a CPU generator seeded with `seed` (as diffusers' examples do); with a
-    list of seeds, one per prompt, each image draws its own noise and comes out as it would alone.
+    from `generator` (one for all, or a list of one per prompt), or from a CPU generator seeded with `seed`
+    (as diffusers' examples do); with a list of seeds, one per prompt, each image draws its own noise and
+    comes out as it would alone.
     guidance_scale: one for all, or one per prompt (e.g. one prompt at several scales, in one batch).
     Returns a list of PIL images, or (images, final latents B x 4 x h x w) with `return_latents`."""
     prompts = as_prompt_list(prompts)
     if guidance not in GUIDANCE: raise ValueError(f"unknown guidance {guidance!r}; choose one of {sorted(GUIDANCE)}")
     if num_inference_steps < 1: raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
-    if isinstance(seed, (list, tuple)):
+    if isinstance(seed, (list, tuple)) or getattr(seed, "ndim", 0) == 1:
         if generator is not None: raise ValueError("give a generator or a list of seeds, not both")
         if len(seed) != len(prompts): raise ValueError(f"seed: got {len(seed)} for {len(prompts)} prompts; give one per prompt")
-        g = [torch.Generator().manual_seed(s) for s in seed]
+        g = [torch.Generator().manual_seed(s) for s in per_image_seeds(seed, len(prompts))]
+    elif isinstance(generator, (list, tuple)):
+        if len(generator) != len(prompts):
+            raise ValueError(f"generator: got {len(generator)} for {len(prompts)} prompts; give one per prompt, or a single one for all")
+        g = list(generator)
     else:
-        g = generator if generator is not None else torch.Generator().manual_seed(seed)
+        g = generator if generator is not None else torch.Generator().manual_seed(per_image_seeds(seed, 1)[0])
     scales = per_image(guidance_scale, len(prompts), "guidance_scale")
     plain = guidance == "cfg" and all(s == 1 for s in scales) and negative_prompt is None  # u + 1 (c - u) = c
     emb = encode_prompt(models, prompts) if plain else encode_cfg_prompts(models, prompts, negative_prompt)

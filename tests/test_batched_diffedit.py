@@ -99,3 +99,29 @@ def test_batches_that_do_not_line_up_say_so(random_models, batch):
         diffedit(m, ims, "a", np.zeros((16, 16)), inversion=inv, ratio=0.5, num_inference_steps=4)
     with pytest.raises(ValueError, match="not the prompt the given inversion was made with"):
         diffedit(m, ims[:2], "a", np.zeros((16, 16)), inversion=inv, inversion_prompt="a red thing", ratio=0.5, num_inference_steps=4)
+
+
+def test_inputs_that_are_not_images_masks_or_seeds_say_so(random_models, batch):
+    "An iterator of images, a mask of 0 and 255 or of another shape, a generator for a seed: errors, not quiet wrong edits."
+    _, ims = batch
+    m = random_models
+    with pytest.raises(TypeError, match="a batch is a list"): img2img(m, (im for im in ims), "a", num_inference_steps=2)
+    with pytest.raises(TypeError, match="a batch is a list"): ddim_invert(m, map(lambda im: im, ims))
+    with pytest.raises(TypeError, match="expected a PIL RGB image"): img2img(m, np.asarray(ims[0]), "a")
+    with pytest.raises(ValueError, match=r"pixels are in \[-1, 1\]"): ddim_invert(m, torch.full((1, 3, 64, 64), 200.0))
+    for bad in (np.full((16, 16), 255, np.uint8), np.full((64, 64), 255, np.uint8), -np.ones((16, 16))):
+        with pytest.raises(ValueError, match=r"mask values must be in \[0, 1\]"): diffedit(m, ims[0], "a", bad)
+    for shape in ((10, 10), (7, 50), (16, 64), (16, 16, 1)):
+        with pytest.raises(ValueError, match="mask must be 16x16"): diffedit(m, ims[0], "a", np.ones(shape))
+    with pytest.raises(ValueError, match="mask is None"): diffedit(m, ims[0], "a", None)
+    with pytest.raises(TypeError, match="seed: expected an int"): img2img(m, ims[:2], "a", seed=[torch.Generator()] * 2)
+    with pytest.raises(TypeError, match="seed: expected an int"): diffedit_mask(m, ims[0], "a", "b", seed=1.5)
+
+
+def test_blend_none_needs_no_mask_and_array_seeds_are_seeds(random_models, batch):
+    _, ims = batch
+    m = random_models
+    kw = dict(num_inference_steps=4, ratio=0.5, blend="none", return_latents=True, progress=False)
+    assert torch.equal(diffedit(m, ims[0], "a", None, **kw)[1], diffedit(m, ims[0], "a", np.ones((16, 16)), **kw)[1])
+    kw = dict(num_inference_steps=2, return_latents=True, progress=False)
+    assert torch.equal(img2img(m, ims[:2], "a", seed=np.array([3, 4]), **kw)[1], img2img(m, ims[:2], "a", seed=[3, 4], **kw)[1])

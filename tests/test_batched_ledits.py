@@ -64,6 +64,11 @@ def test_one_concept_list_for_all_and_lists_that_do_not_line_up(random_models, i
         ledits_edit(random_models, inv, [[], [], []], progress=False)
     with pytest.raises(ValueError, match="seed: got 2 for 3 images"):
         ddpm_invert(random_models, images, seed=[1, 2], progress=False)
+    with pytest.raises(TypeError, match="not a mix of the two"):
+        ledits_edit(random_models, inv, [["a hat"], "a red thing"], progress=False)
+    one = ddpm_invert(random_models, images[0], num_inversion_steps=4, progress=False)
+    with pytest.raises(TypeError, match="a list of lists is one list per image, for an inversion of a batch"):
+        ledits_edit(random_models, one, [["a hat"], ["a red thing"]], progress=False)
 
 
 def test_no_concepts_for_a_batch_and_concept_pairs_that_are_not(random_models, images):

@@ -213,7 +213,7 @@ def test_bad_input_says_what_to_do(random_models, edit):
     calls = []
     hook = m.unet.register_forward_pre_hook(lambda *a: calls.append(1))
     try:
-        with pytest.raises(ValueError, match="2-D"): diffedit(m, im, "b", np.zeros((1, 16, 16)), num_inference_steps=4)
+        with pytest.raises(ValueError, match="mask must be 16x16"): diffedit(m, im, "b", np.zeros((1, 16, 16)), num_inference_steps=4)
         with pytest.raises(ValueError, match="mask: got 1 for 2 images"): diffedit(m, [im, im], "b", [np.zeros((16, 16))])
         with pytest.raises(ValueError, match=r"strength must be in \(0, 1\], got 1.5"): img2img(m, im, "b", strength=1.5)
     finally: hook.remove()

@@ -163,6 +163,13 @@ def test_generate_with_one_seed_per_prompt_reproduces_single_calls(models):
     _, other = generate(models, prompts[0], num_inference_steps=4, seed=6, return_latents=True, progress=False)
     assert rel_err(z[0:1], other) > 0.1      # another seed is far off
     with pytest.raises(ValueError, match="seed: got 2 for 3 prompts"): generate(models, prompts, seed=[1, 2])
+    _, by_gens = generate(models, prompts, num_inference_steps=4, generator=[torch.Generator().manual_seed(s) for s in (5, 6, 7)],
+                          return_latents=True, progress=False)
+    assert torch.equal(by_gens, z)           # a list of generators, one per prompt, is a list of seeds
+    for n in (2, 4):                          # not one per prompt: an error, not a truncated or shared stream
+        with pytest.raises(ValueError, match=f"generator: got {n} for 3 prompts"):
+            generate(models, prompts, generator=[torch.Generator() for _ in range(n)])
+    with pytest.raises(TypeError, match="seed: expected an int"): generate(models, prompts, seed=[1, 2, "3"])
 
 
 @needs_model
