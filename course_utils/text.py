@@ -4,6 +4,7 @@ The tokenizer pads every prompt to `tokenizer.model_max_length` tokens (77 for S
 model); the text encoder's last hidden state (B x L x D) is what cross-attention reads.
 """
 from __future__ import annotations
+import warnings
 import torch
 
 __all__ = ["as_prompt_list", "tokenize", "encode_prompt", "encode_cfg_prompts"]
@@ -22,9 +23,13 @@ def as_prompt_list(prompts, what="prompts") -> list[str]:
 
 def tokenize(models, prompts) -> torch.Tensor:
     "B x L token ids, padded/truncated to the tokenizer's `model_max_length`."
-    tok = models.tokenizer
-    return tok(as_prompt_list(prompts), padding="max_length", max_length=tok.model_max_length,
-               truncation=True, return_tensors="pt").input_ids
+    tok, prompts = models.tokenizer, as_prompt_list(prompts)
+    for p, ids in zip(prompts, tok(prompts).input_ids):
+        if len(ids) > tok.model_max_length:                  # as diffusers' pipelines do, say what the encoder never reads
+            cut = tok.decode(ids[tok.model_max_length - 1:-1])
+            warnings.warn(f"prompt {p!r} is {len(ids)} tokens, over the {tok.model_max_length} the text encoder reads: "
+                          f"{cut!r} is cut off", stacklevel=3)
+    return tok(prompts, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt").input_ids
 
 
 @torch.no_grad()

@@ -53,6 +53,7 @@ def test_words_reword_an_edit(toy):
                                                                             ("a thing on the left", True)]
     with pytest.raises(ValueError, match="no concepts"): parse_concepts(" ; ")
     with pytest.raises(ValueError, match="a .-. with no words after it"): parse_concepts("a hat; -")
+    with pytest.raises(ValueError, match="has two"): parse_concepts("a hat; --a thing")
     two = held_out_edits("color", 2, offset=170_000)
     with pytest.raises(ValueError, match="words: got 1 for 2 edits"): compare(toy, None, two, ["SDEdit"], words=["a red thing"])
     e = held_out_edits("color", 1, offset=170_000)[0]
@@ -75,6 +76,24 @@ def test_words_reword_an_edit(toy):
     (twice,) = compare(toy, judge, [e, e], ["LEDITS++ few words"], words=[None, "a hat on the left; -a thing on the left"])
     assert np.array_equal(arr(same[2]), np.asarray(twice["images"][0], np.float64))
     assert np.array_equal(arr(moved[0]), np.asarray(twice["images"][1], np.float64))
+
+
+def test_words_a_method_would_misread_are_refused_before_it_runs(random_models):
+    "Concept syntax typed for a caption method, or words longer than the text encoder reads (it would cut them): errors."
+    e = held_out_edits("color", 1, offset=170_000)[0]
+    m, calls = random_models, []
+    hook = m.unet.register_forward_pre_hook(lambda *a: calls.append(1))
+    try:
+        for name in ("SDEdit", "DiffEdit", "DiffEdit, one prompt", "LEDITS++", "diffusers DiffEdit"):
+            for typed in ("a yellow thing on the right; -a blue thing on the right", "-a blue thing", ";"):
+                with pytest.raises(ValueError, match="reads your words as the whole target caption"):
+                    compare(m, None, [e], [name], words=[typed], progress=False)
+        long = "a " + "very " * 40 + "green plain circle on the left"
+        for name in METHODS:
+            with pytest.raises(ValueError, match=r"tokens, over the 32 the text encoder reads"):
+                compare(m, None, [e], [name], words=[long], progress=False)
+    finally: hook.remove()
+    assert not calls                                     # refused before any UNet call
 
 
 def test_a_reworded_few_word_edit_is_inverted_with_its_own_concepts_skip(monkeypatch):

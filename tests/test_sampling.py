@@ -48,6 +48,19 @@ def test_rescaled_guidance_in_float16_survives_c_equal_to_u():
     close(rescaled_guidance(u, c, 0.15).float(), rescaled_guidance(u.float(), c.float(), 0.15))
 
 
+def test_a_prompt_longer_than_the_encoder_reads_warns_what_is_cut(random_models):
+    from course_utils.text import tokenize
+    long = "a red circle " + "and a blue square " * 10
+    with pytest.warns(UserWarning, match=r"tokens, over the 32 the text encoder reads: .* is cut off"):
+        ids = tokenize(random_models, ["gray background", long])
+    assert ids.shape == (2, 32)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        from course_utils.toyworld import random_scene
+        tokenize(random_models, [random_scene(i).caption for i in range(300)])   # ToyWorld's captions: read whole
+
+
 def test_guide_rejects_unknown_rules():
     with pytest.raises(ValueError, match="unknown guidance 'magic'"): guide(torch.zeros(1), torch.zeros(1), 1, "magic")
 

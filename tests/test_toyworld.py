@@ -160,3 +160,21 @@ def test_an_accessory_change_is_a_pair_of_phrases_in_opposite_directions():
 
 def test_attributes_cover_the_judge_heads():
     assert set(random_scene(0).attributes()) == set(ATTRIBUTES)
+
+
+def test_edit_variants_are_every_edit_the_random_choice_can_make():
+    "edit_variants walks every choice an edit function makes: each edit once, and all that seeded draws reach."
+    from course_utils.toyworld import edit_variants, random_scene, EDITS, COLORS, SHAPES, BACKGROUNDS
+    for seed in range(6):
+        scene = random_scene(10_000 + seed)
+        for kind, f in EDITS.items():
+            variants = edit_variants(kind, scene)
+            targets = [e.target for e in variants]
+            assert len(set(targets)) == len(targets) and all(e.source == scene and e.target != scene for e in variants)
+            drawn = set()
+            for i in range(300):
+                try: drawn.add(f(scene, np.random.default_rng(i)).target)
+                except ValueError: pass
+            assert drawn == set(targets), (kind, seed)
+            expected = {"color": 2 * (len(COLORS) - 1), "shape": 2 * (len(SHAPES) - 1), "background": len(BACKGROUNDS) - 1}
+            if kind in expected: assert len(variants) == expected[kind]

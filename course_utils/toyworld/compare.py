@@ -38,7 +38,7 @@ from __future__ import annotations
 import time
 import numpy as np
 
-__all__ = ["METHODS", "compare", "by_kind", "merged", "format_table", "parse_concepts", "UNetCounter", "NEEDS"]
+__all__ = ["METHODS", "FEW_WORDS", "compare", "by_kind", "merged", "format_table", "parse_concepts", "check_words", "UNetCounter", "NEEDS"]
 
 
 class UNetCounter:
@@ -60,10 +60,31 @@ def parse_concepts(text: str) -> list[tuple[str, bool]]:
     "'a hat on the left; -a thing on the left' -> [('a hat on the left', False), ('a thing on the left', True)]."
     parts = [p.strip() for p in text.split(";") if p.strip()]
     if not parts: raise ValueError(f"no concepts in {text!r}: write e.g. 'a hat on the left; -a thing on the left'")
-    out = [(p.lstrip("-").strip(), p.startswith("-")) for p in parts]
+    out = [(p[1:].strip(), True) if p.startswith("-") else (p, False) for p in parts]
     if not all(words for words, _ in out):
         raise ValueError(f"a '-' with no words after it in {text!r}: write e.g. '-a thing on the left'")
+    if any(words.startswith("-") for words, _ in out):
+        raise ValueError(f"one '-' in front of a concept removes it; {text!r} has two: write e.g. '-a thing on the left'")
     return out
+
+
+# The methods that read `words` as concepts (';' between them, '-' to remove); the others read them as the target caption.
+FEW_WORDS = ("LEDITS++ few words", "LEDITS++ few words, M2", "diffusers LEDITS++")
+
+
+def check_words(models, method: str, words: str):
+    """Refuse a re-wording `method` would misread: concept syntax (';', a leading '-') given as a caption, or a
+    caption or concept longer than the text encoder reads (it would be cut without a word). -> ValueError."""
+    tok = models.tokenizer
+    if method in FEW_WORDS: texts = [c for c, _ in parse_concepts(words)]
+    elif ";" in words or words.lstrip().startswith("-"):
+        raise ValueError(f"{method} reads your words as the whole target caption; ';' and '-' list concepts for "
+                         f"{' and '.join(FEW_WORDS)}: write a caption, e.g. 'a green plain circle on the left, ...'")
+    else: texts = [words]
+    for t in texts:
+        n = len(tok(t).input_ids)
+        if n > tok.model_max_length:
+            raise ValueError(f"{t!r} is {n} tokens, over the {tok.model_max_length} the text encoder reads (it would be cut): shorten it")
 
 
 def _targets(edits, words):
@@ -185,6 +206,9 @@ def compare(models, judge, edits, methods=None, *, strength=None, words=None, pr
     if words is not None and len(words) != len(edits):
         raise ValueError(f"words: got {len(words)} for {len(edits)} edits; give one per edit (None: the edit's own)")
     from dataclasses import replace
+    for name in methods:
+        for w in words or []:
+            if w: check_words(models, name, w)
     edits = [replace(e) for e in edits]   # an object each: one edit listed twice may carry two re-wordings (methods key on it)
     rows = []
     for name in tqdm(methods, desc=f"{len(edits)} edits x {len(methods)} methods", disable=not progress, leave=False):

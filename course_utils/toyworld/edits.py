@@ -20,7 +20,7 @@ import numpy as np
 from .scene import Scene, COLORS, SHAPES, BACKGROUNDS, SLOTS, WORN, object_phrase
 from .render import render
 
-__all__ = ["Edit", "EDITS", "SINGLE_EDITS", "changed_entities", "edit_region"]
+__all__ = ["Edit", "EDITS", "SINGLE_EDITS", "changed_entities", "edit_region", "edit_variants"]
 
 
 def changed_entities(source: Scene, target: Scene) -> list[str]:
@@ -137,3 +137,28 @@ def color_and_accessory(scene: Scene, rng: np.random.Generator) -> Edit:
 
 SINGLE_EDITS = {f.__name__: f for f in (color, shape, texture, add_accessory, remove_accessory, background)}
 EDITS = {**SINGLE_EDITS, "color_and_accessory": color_and_accessory}
+
+
+class _Choices:
+    "Stands in for a numpy Generator: `integers(n)` answers from a fixed list of choices (then 0), and records each n."
+    def __init__(self, choices): self.choices, self.sizes = list(choices), []
+    def integers(self, n):
+        k = len(self.sizes); self.sizes.append(int(n))
+        return self.choices[k] if k < len(self.choices) else 0
+
+
+def edit_variants(kind: str, scene: Scene) -> list[Edit]:
+    """Every edit of `kind` (a key of EDITS) that applies to `scene`, each once, in a fixed order: the
+    function's random choices walked through one by one. [] when none applies (nothing to remove, say)."""
+    f, out, choices = EDITS[kind], {}, []
+    while True:
+        rng = _Choices(choices)
+        try:
+            e = f(scene, rng)
+            out.setdefault(e.target, e)
+        except ValueError: pass
+        taken = choices + [0] * (len(rng.sizes) - len(choices))      # the path this call took
+        k = max((i for i, (c, n) in enumerate(zip(taken, rng.sizes)) if c + 1 < n), default=None)
+        if k is None: return list(out.values())                      # every path walked
+        choices = taken[:k] + [taken[k] + 1]                          # the next path, as an odometer counts
+
