@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from .text import encode_prompt, encode_cfg_prompts
 from .guidance import rescaled_guidance
@@ -141,11 +142,12 @@ def diffedit_mask_single_prompt(models, image, prompt: str, *, g: float = 0.15, 
 
 
 def latent_mask(mask, like: torch.Tensor, cover: float = 0.5) -> torch.Tensor:
-    """A DiffEditMask / bool or float array, at latent or image size -> 1 x 1 x h x w float (1 = edit), on
+    """A DiffEditMask / bool or float array / PIL mask image (white = edit), at latent or image size -> 1 x 1 x h x w float (1 = edit), on
     `like`'s grid, device and dtype. An image-size mask marks a latent cell when it covers more than
     `cover` of it (0.5: most of it; 0: any pixel of it); a latent-size float mask is kept as it is (soft
     values in [0, 1] blend: m · edited + (1 − m) · kept)."""
     m = mask.binary if isinstance(mask, DiffEditMask) else mask
+    if isinstance(m, Image.Image): m = np.asarray(m.convert("L"), np.float32) / 255   # a mask image: white = edit
     if m is None: raise ValueError("mask is None: give a mask (1 = edit), or blend='none' to edit without one")
     m = torch.as_tensor(m).float()
     h, w = like.shape[-2:]
@@ -154,7 +156,7 @@ def latent_mask(mask, like: torch.Tensor, cover: float = 0.5) -> torch.Tensor:
         raise ValueError(f"mask must be {h}x{w} (the latent grid) or the image's size ({h}k x {w}k), got shape {tuple(m.shape)}")
     if m.min() < 0 or m.max() > 1:
         raise ValueError(f"mask values must be in [0, 1] (bool, or floats: 1 = edit), got [{float(m.min()):g}, {float(m.max()):g}] "
-                         "(an image of 0 and 255: mask > 127)")
+                         "(an array of 0 and 255: mask > 127)")
     if tuple(m.shape) != (h, w):
         m = F.interpolate(m[None, None], size=(h, w), mode="area")[0, 0]  # share of each latent cell
         m = (m > cover).float()
@@ -171,7 +173,7 @@ def diffedit(models, image, query_prompt: str, mask, *, ratio: float = 0.8, guid
     """Edit `image` towards `query_prompt` inside `mask` (DiffEdit §3.2-3.3).
 
     mask: a DiffEditMask, or a bool/float h x w (latent grid) or H x W (image) array, 1 = edit (floats in
-    [0, 1]; None with blend='none').
+    [0, 1]), or a PIL mask image (white = edit, as diffusers' inpainting takes it); None with blend='none'.
     blend: 'inverted' (the paper: outside the mask, the DDIM-inverted latents of the same
     timestep), 'clean' (the seed: the clean latents at every step), 'none' (no mask).
     Pass `inversion` to reuse a `ddim_invert` result of the same N and this ratio or a larger one:

@@ -73,13 +73,13 @@ def per_image(value, n: int, name: str) -> list:
     return list(value)
 
 
-def per_image_seeds(seed, n: int) -> list[int]:
-    "A seed for every image (an int), or a list of exactly one per image -> a list of n ints."
+def per_image_seeds(seed, n: int, per: str = "image") -> list[int]:
+    "A seed for every image (an int), or a list of exactly one per image (`per`: or prompt) -> a list of n ints."
     seeds = per_image(list(seed) if hasattr(seed, "ndim") and seed.ndim == 1 else seed, n, "seed")   # a 1-D array: a list
     for s in seeds:
         if isinstance(s, bool) or not isinstance(s, int) and not (hasattr(s, "ndim") and s.ndim == 0 and "int" in str(s.dtype)):
-            raise TypeError(f"seed: expected an int, or a list of one int per image, got {type(s).__name__} "
-                            "(this editor makes each image's generator from its seed)")
+            raise TypeError(f"seed: expected an int, or a list of one int per {per}, got {type(s).__name__}"
+                            f"{f' of {s.dtype}' if hasattr(s, 'dtype') else ''} (each {per}'s generator is made from its seed)")
     return [int(s) for s in seeds]
 
 

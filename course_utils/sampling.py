@@ -78,13 +78,13 @@ def generate(models, prompts, *, guidance_scale: float | list[float] = 7.5, num_
     if isinstance(seed, (list, tuple)) or getattr(seed, "ndim", 0) == 1:
         if generator is not None: raise ValueError("give a generator or a list of seeds, not both")
         if len(seed) != len(prompts): raise ValueError(f"seed: got {len(seed)} for {len(prompts)} prompts; give one per prompt")
-        g = [torch.Generator().manual_seed(s) for s in per_image_seeds(seed, len(prompts))]
+        g = [torch.Generator().manual_seed(s) for s in per_image_seeds(seed, len(prompts), "prompt")]
     elif isinstance(generator, (list, tuple)):
         if len(generator) != len(prompts):
             raise ValueError(f"generator: got {len(generator)} for {len(prompts)} prompts; give one per prompt, or a single one for all")
         g = list(generator)
     else:
-        g = generator if generator is not None else torch.Generator().manual_seed(per_image_seeds(seed, 1)[0])
+        g = generator if generator is not None else torch.Generator().manual_seed(per_image_seeds(seed, 1, "prompt")[0])
     scales = per_image(guidance_scale, len(prompts), "guidance_scale")
     plain = guidance == "cfg" and all(s == 1 for s in scales) and negative_prompt is None  # u + 1 (c - u) = c
     emb = encode_prompt(models, prompts) if plain else encode_cfg_prompts(models, prompts, negative_prompt)

@@ -22,14 +22,28 @@ def as_prompt_list(prompts, what="prompts") -> list[str]:
 
 
 def tokenize(models, prompts) -> torch.Tensor:
-    "B x L token ids, padded/truncated to the tokenizer's `model_max_length`."
+    """B x L token ids, padded/truncated to the tokenizer's `model_max_length`. A prompt longer than that is
+    cut, as diffusers' pipelines cut it, with a warning that says what the text encoder never reads."""
     tok, prompts = models.tokenizer, as_prompt_list(prompts)
-    for p, ids in zip(prompts, tok(prompts).input_ids):
-        if len(ids) > tok.model_max_length:                  # as diffusers' pipelines do, say what the encoder never reads
-            cut = tok.decode(ids[tok.model_max_length - 1:-1])
-            warnings.warn(f"prompt {p!r} is {len(ids)} tokens, over the {tok.model_max_length} the text encoder reads: "
-                          f"{cut!r} is cut off", stacklevel=3)
-    return tok(prompts, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt").input_ids
+    L = tok.model_max_length
+    out = tok(prompts, padding="max_length", max_length=L, truncation=True, return_tensors="pt")
+    for p, mask in zip(prompts, out.attention_mask):
+        if int(mask.sum()) < L: continue                     # padding left over: the whole prompt is in
+        ids = tok(p, verbose=False).input_ids                # at the limit, or cut: how long is it?
+        if len(ids) > L:
+            warnings.warn(f"prompt {p!r} is {len(ids)} tokens, over the {L} the text encoder reads: "
+                          f"{tok.decode(ids[L - 1:-1])!r} is cut off", stacklevel=_outside_stack_level())
+    return out.input_ids
+
+
+def _outside_stack_level() -> int:
+    "The stack level of the first caller outside course_utils and torch (warnings point at the learner's line)."
+    import os, sys
+    f, level = sys._getframe(2), 2                           # 1: the function that warns
+    here = (os.sep + "course_utils" + os.sep, os.sep + "torch" + os.sep)
+    while f is not None and any(h in f.f_code.co_filename for h in here):
+        f, level = f.f_back, level + 1
+    return level
 
 
 @torch.no_grad()

@@ -114,14 +114,20 @@ def test_inputs_that_are_not_images_masks_or_seeds_say_so(random_models, batch):
     for shape in ((10, 10), (7, 50), (16, 64), (16, 16, 1)):
         with pytest.raises(ValueError, match="mask must be 16x16"): diffedit(m, ims[0], "a", np.ones(shape))
     with pytest.raises(ValueError, match="mask is None"): diffedit(m, ims[0], "a", None)
+    from PIL import Image                                     # a mask image: white = edit, as diffusers' inpainting reads it
+    region = np.zeros((64, 64), bool); region[16:40, 8:32] = True
+    kw = dict(num_inference_steps=4, ratio=0.5, return_latents=True, progress=False)
+    assert torch.equal(diffedit(m, ims[0], "a", Image.fromarray(region.astype(np.uint8) * 255), **kw)[1],
+                       diffedit(m, ims[0], "a", region, **kw)[1])
     with pytest.raises(TypeError, match="seed: expected an int"): img2img(m, ims[:2], "a", seed=[torch.Generator()] * 2)
-    with pytest.raises(TypeError, match="seed: expected an int"): diffedit_mask(m, ims[0], "a", "b", seed=1.5)
+    with pytest.raises(TypeError, match="seed: expected an int, or a list of one int per image, got float"):
+        diffedit_mask(m, ims[0], "a", "b", seed=1.5)
 
 
 def test_blend_none_needs_no_mask_and_array_seeds_are_seeds(random_models, batch):
     _, ims = batch
     m = random_models
     kw = dict(num_inference_steps=4, ratio=0.5, blend="none", return_latents=True, progress=False)
-    assert torch.equal(diffedit(m, ims[0], "a", None, **kw)[1], diffedit(m, ims[0], "a", np.ones((16, 16)), **kw)[1])
+    assert torch.equal(diffedit(m, ims[0], "a", None, **kw)[1], diffedit(m, ims[0], "a", np.zeros((16, 16)), **kw)[1])
     kw = dict(num_inference_steps=2, return_latents=True, progress=False)
     assert torch.equal(img2img(m, ims[:2], "a", seed=np.array([3, 4]), **kw)[1], img2img(m, ims[:2], "a", seed=[3, 4], **kw)[1])

@@ -49,16 +49,25 @@ def test_rescaled_guidance_in_float16_survives_c_equal_to_u():
 
 
 def test_a_prompt_longer_than_the_encoder_reads_warns_what_is_cut(random_models):
-    from course_utils.text import tokenize
-    long = "a red circle " + "and a blue square " * 10
-    with pytest.warns(UserWarning, match=r"tokens, over the 32 the text encoder reads: .* is cut off"):
-        ids = tokenize(random_models, ["gray background", long])
-    assert ids.shape == (2, 32)
+    "Exactly 32 tokens: read whole, no warning; 35: the warning names the three words cut, and points at the caller."
     import warnings
+    from course_utils.text import tokenize, encode_prompt
+    words = ["red", "blue", "green", "circle", "square", "triangle"] * 6
+    fits = " ".join(words[:30])                              # <start> + 30 words + <end> = 32 tokens
+    long = " ".join(words[:33])                              # 35: 'red blue green' (the 31st-33rd words) are cut
+    assert len(random_models.tokenizer(long).input_ids) == 35
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        ids = tokenize(random_models, [fits, "gray background"])
         from course_utils.toyworld import random_scene
         tokenize(random_models, [random_scene(i).caption for i in range(300)])   # ToyWorld's captions: read whole
+    assert ids.shape == (2, 32) and ids[0, -1] == random_models.tokenizer.eos_token_id
+    with pytest.warns(UserWarning, match=r"is 35 tokens, over the 32 the text encoder reads: 'red blue green' is cut off") as w:
+        ids = tokenize(random_models, ["gray background", long])
+    assert torch.equal(ids[1], tokenize(random_models, [fits])[0]) and w[0].filename == __file__
+    with pytest.warns(UserWarning, match="is cut off") as w:
+        encode_prompt(random_models, long)                  # through a torch.no_grad wrapper: still the caller's line
+    assert w[0].filename == __file__
 
 
 def test_guide_rejects_unknown_rules():
@@ -182,7 +191,7 @@ def test_generate_with_one_seed_per_prompt_reproduces_single_calls(models):
     for n in (2, 4):                          # not one per prompt: an error, not a truncated or shared stream
         with pytest.raises(ValueError, match=f"generator: got {n} for 3 prompts"):
             generate(models, prompts, generator=[torch.Generator() for _ in range(n)])
-    with pytest.raises(TypeError, match="seed: expected an int"): generate(models, prompts, seed=[1, 2, "3"])
+    with pytest.raises(TypeError, match="one int per prompt, got str"): generate(models, prompts, seed=[1, 2, "3"])
 
 
 @needs_model

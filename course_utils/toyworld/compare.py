@@ -82,7 +82,7 @@ def check_words(models, method: str, words: str):
                          f"{' and '.join(FEW_WORDS)}: write a caption, e.g. 'a green plain circle on the left, ...'")
     else: texts = [words]
     for t in texts:
-        n = len(tok(t).input_ids)
+        n = len(tok(t, verbose=False).input_ids)
         if n > tok.model_max_length:
             raise ValueError(f"{t!r} is {n} tokens, over the {tok.model_max_length} the text encoder reads (it would be cut): shorten it")
 
