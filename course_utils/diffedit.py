@@ -142,10 +142,10 @@ def diffedit_mask_single_prompt(models, image, prompt: str, *, g: float = 0.15, 
 
 
 def latent_mask(mask, like: torch.Tensor, cover: float = 0.5) -> torch.Tensor:
-    """A DiffEditMask / bool or float array / PIL mask image (white = edit), at latent or image size -> 1 x 1 x h x w float (1 = edit), on
-    `like`'s grid, device and dtype. An image-size mask marks a latent cell when it covers more than
-    `cover` of it (0.5: most of it; 0: any pixel of it); a latent-size float mask is kept as it is (soft
-    values in [0, 1] blend: m · edited + (1 − m) · kept)."""
+    """A DiffEditMask, a bool or float array or a PIL mask image (white = edit), at latent or image size ->
+    1 x 1 x h x w float (1 = edit), on `like`'s grid, device and dtype. An image-size mask marks a latent
+    cell when it covers more than `cover` of it (0.5: most of it; 0: any pixel of it); a latent-size float
+    mask is kept as it is (soft values in [0, 1] blend: m · edited + (1 − m) · kept)."""
     m = mask.binary if isinstance(mask, DiffEditMask) else mask
     if isinstance(m, Image.Image): m = np.asarray(m.convert("L"), np.float32) / 255   # a mask image: white = edit
     if m is None: raise ValueError("mask is None: give a mask (1 = edit), or blend='none' to edit without one")
