@@ -12,7 +12,9 @@ what it did:
 3. resize that square to the model's side with Lanczos filtering (it averages when shrinking, so a
    large photo does not alias).
 
-To keep a different part of the picture, crop it yourself first (`image.crop((left, top, right, bottom))`).
+To keep a different part of the picture, crop it yourself first, upright:
+`ImageOps.exif_transpose(Image.open(path)).crop((left, top, right, bottom))` (a phone photo is often
+stored sideways, with an EXIF tag that says so).
 """
 from __future__ import annotations
 import io

@@ -162,7 +162,7 @@ def toy_ledits(models, edits, *, naming: str = "captions", concepts=None, skip=N
     edited with `toy_concepts`; "short": inverted without a prompt, edited with `short_concepts`
     (the paper's few words per concept). `concepts(edit)` and `skip(edit)` override the naming's own;
     the edits go in one batch per value of skip (a batch shares one inversion schedule); `edit_kw` goes
-    to `ledits_edit` (e.g. use_cross_attn_mask=False for M2 alone)."""
+    to `ledits_edit` (e.g. use_cross_attn_mask=False, use_intersect_mask=False for M2 alone)."""
     from ..ledits import ddpm_invert, ledits_edit
     from .render import render
     if naming not in NAMINGS: raise ValueError(f"unknown naming {naming!r}; choose one of {NAMINGS}")
