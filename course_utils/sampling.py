@@ -70,7 +70,7 @@ def generate(models, prompts, *, guidance_scale: float | list[float] = 7.5, num_
     from `generator` (one for all, or a list of one per prompt), or from a CPU generator seeded with `seed`
     (as diffusers' examples do); with a list of seeds, one per prompt, each image draws its own noise and
     comes out as it would alone.
-    guidance_scale: one for all, or one per prompt (e.g. one prompt at several scales, in one batch).
+    guidance_scale: one for all, or one per prompt, a list or 1-D array (e.g. one prompt at several scales, in one batch).
     Returns a list of PIL images, or (images, final latents B x 4 x h x w) with `return_latents`."""
     prompts = as_prompt_list(prompts)
     if guidance not in GUIDANCE: raise ValueError(f"unknown guidance {guidance!r}; choose one of {sorted(GUIDANCE)}")
@@ -85,6 +85,7 @@ def generate(models, prompts, *, guidance_scale: float | list[float] = 7.5, num_
         g = list(generator)
     else:
         g = generator if generator is not None else torch.Generator().manual_seed(per_image_seeds(seed, 1, "prompt")[0])
+    if getattr(guidance_scale, "ndim", 0) == 1: guidance_scale = [float(s) for s in guidance_scale]   # a 1-D array: one per prompt
     scales = per_image(guidance_scale, len(prompts), "guidance_scale")
     plain = guidance == "cfg" and all(s == 1 for s in scales) and negative_prompt is None  # u + 1 (c - u) = c
     emb = encode_prompt(models, prompts) if plain else encode_cfg_prompts(models, prompts, negative_prompt)

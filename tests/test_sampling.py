@@ -3,6 +3,7 @@ checked against diffusers' StableDiffusionPipeline on the same weights."""
 import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 from pathlib import Path
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -205,4 +206,7 @@ def test_generate_with_one_guidance_scale_per_prompt_reproduces_single_calls(mod
                              return_latents=True, progress=False)
             close(z[i:i + 1], z1)
         assert rel_err(z[0], z[3]) > 0.1          # the scales differ in the batch
+        _, z_arr = generate(models, [prompt] * 4, guidance=rule, guidance_scale=np.array(scales), num_inference_steps=4,
+                            seed=np.array([5] * 4), return_latents=True, progress=False)
+        assert torch.equal(z_arr, z)              # 1-D arrays of scales and seeds are lists
     with pytest.raises(ValueError, match="guidance_scale: got 2 for 4"): generate(models, [prompt] * 4, guidance_scale=[1, 3])
