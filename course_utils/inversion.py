@@ -24,7 +24,7 @@ from .text import as_prompt_list, encode_prompt, encode_cfg_prompts
 from .guidance import cfg
 from .chunks import unet_eps
 
-__all__ = ["DDIMInversion", "as_images", "per_image", "per_image_prompts", "per_image_seeds", "generators", "check_image", "check_unit_interval",
+__all__ = ["DDIMInversion", "as_images", "one_per_image", "per_image", "per_image_prompts", "per_image_seeds", "generators", "check_image", "check_unit_interval",
            "encode_image", "sampling_timesteps", "ddim_invert"]
 
 
@@ -66,16 +66,21 @@ def as_images(images) -> tuple[list, bool]:
     return [images], False
 
 
+def one_per_image(value) -> bool:
+    "Whether `value` gives one value per image: a list, a tuple or a 1-D array (anything else is one for all)."
+    return isinstance(value, (list, tuple)) or getattr(value, "ndim", None) == 1
+
+
 def per_image(value, n: int, name: str) -> list:
-    "One value for every image (anything but a list), or a list of exactly one per image -> a list of n."
-    if not isinstance(value, (list, tuple)): return [value] * n
+    "One value for every image, or a list (tuple, 1-D array) of exactly one per image -> a list of n."
+    if not one_per_image(value): return [value] * n
     if len(value) != n: raise ValueError(f"{name}: got {len(value)} for {n} images; give one per image, or a single one for all")
     return list(value)
 
 
 def per_image_seeds(seed, n: int, per: str = "image") -> list[int]:
     "A seed for every image (an int), or a list of exactly one per image (`per`: or prompt) -> a list of n ints."
-    seeds = per_image(list(seed) if hasattr(seed, "ndim") and seed.ndim == 1 else seed, n, "seed")   # a 1-D array: a list
+    seeds = per_image(seed, n, "seed")
     for s in seeds:
         if isinstance(s, bool) or not isinstance(s, int) and not (hasattr(s, "ndim") and s.ndim == 0 and "int" in str(s.dtype)):
             raise TypeError(f"seed: expected an int, or a list of one int per {per}, got {type(s).__name__}"

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from .text import as_prompt_list, encode_prompt, encode_cfg_prompts
 from .guidance import guide, GUIDANCE
 from .latents import latents_to_pil
-from .inversion import per_image, per_image_seeds
+from .inversion import one_per_image, per_image, per_image_seeds
 from .chunks import unet_eps
 
 __all__ = ["initial_latents", "denoise", "generate"]
@@ -75,7 +75,7 @@ def generate(models, prompts, *, guidance_scale: float | list[float] = 7.5, num_
     prompts = as_prompt_list(prompts)
     if guidance not in GUIDANCE: raise ValueError(f"unknown guidance {guidance!r}; choose one of {sorted(GUIDANCE)}")
     if num_inference_steps < 1: raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
-    if isinstance(seed, (list, tuple)) or getattr(seed, "ndim", 0) == 1:
+    if one_per_image(seed):
         if generator is not None: raise ValueError("give a generator or a list of seeds, not both")
         if len(seed) != len(prompts): raise ValueError(f"seed: got {len(seed)} for {len(prompts)} prompts; give one per prompt")
         g = [torch.Generator().manual_seed(s) for s in per_image_seeds(seed, len(prompts), "prompt")]
@@ -85,14 +85,13 @@ def generate(models, prompts, *, guidance_scale: float | list[float] = 7.5, num_
         g = list(generator)
     else:
         g = generator if generator is not None else torch.Generator().manual_seed(per_image_seeds(seed, 1, "prompt")[0])
-    if getattr(guidance_scale, "ndim", 0) == 1: guidance_scale = [float(s) for s in guidance_scale]   # a 1-D array: one per prompt
     scales = per_image(guidance_scale, len(prompts), "guidance_scale")
     plain = guidance == "cfg" and all(s == 1 for s in scales) and negative_prompt is None  # u + 1 (c - u) = c
     emb = encode_prompt(models, prompts) if plain else encode_cfg_prompts(models, prompts, negative_prompt)
     models.scheduler.set_timesteps(num_inference_steps, device=models.unet.device)
     latents = initial_latents(models, len(prompts), g)
-    if isinstance(guidance_scale, (list, tuple)):   # B x 1 x 1 x 1: each image's own scale
-        guidance_scale = torch.tensor(scales, dtype=latents.dtype, device=latents.device).view(-1, 1, 1, 1)
+    if one_per_image(guidance_scale):               # B x 1 x 1 x 1: each image's own scale
+        guidance_scale = torch.tensor([float(s) for s in scales], dtype=latents.dtype, device=latents.device).view(-1, 1, 1, 1)
     latents = denoise(models, latents, emb, guidance_scale=guidance_scale, guidance=guidance, generator=g,
                       progress=progress)
     images = latents_to_pil(models, latents)
